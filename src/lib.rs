@@ -1,0 +1,159 @@
+//! vinit: a tiny PID 1 for containers.
+//!
+//! `run` is a straight line of named steps: read the environment and
+//! logging settings, parse the command line into a validated [`options::Plan`],
+//! prepare the command, then either replace vinit with it (`--exec`) or spawn
+//! it and supervise it as PID 1 until it exits.
+//!
+//! Module map:
+//! - [`cli`]: the command line as typed, `--help`, `--version`;
+//! - [`options`]: flags + `VINIT_*` twins into one validated plan; the
+//!   child's scrubbed environment;
+//! - [`logging`]: vinit's own stderr lines (text or JSON);
+//! - [`signals`]: signal names, `--rewrite`, the signalfd source;
+//! - [`spawn`]: command resolution (126/127) and starting the child;
+//! - [`supervise`]: the event loop: forwarding, reaping, clean-up;
+//! - [`reaper`]: the one owner of `waitpid`; leftover processes;
+//! - [`sys`]: the only module with `unsafe` (fork/exec, masks, waitpid, kill);
+//! - [`error`]: failures and the exit-code table.
+
+pub mod cli;
+pub mod error;
+pub mod logging;
+pub mod options;
+pub mod reaper;
+pub mod signals;
+pub mod spawn;
+pub mod supervise;
+pub mod sys;
+
+use std::ffi::OsString;
+use std::future::Future;
+
+use error::Error;
+use logging::LogSettings;
+use options::{Environment, Mode, Plan};
+use signals::SignalSource;
+use spawn::PreparedCommand;
+use supervise::Forwarding;
+use sys::InheritedSignals;
+
+/// Runs vinit with `argv` (including `argv[0]`); returns the process exit
+/// code. `inherited` is the signal state captured before anything else ran.
+pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
+    let env = Environment::capture();
+    let log_settings = LogSettings::from_env(&env);
+    logging::init(log_settings.as_ref().copied().unwrap_or_default());
+    let outcome = log_settings.and_then(|log| {
+        let args = cli::parse(argv.into_iter().skip(1))?;
+        if args.help {
+            print!("{}", cli::HELP);
+            return Ok(0);
+        }
+        if args.version {
+            println!("{}", cli::VERSION);
+            return Ok(0);
+        }
+        let plan = options::plan(args, &env, log)?;
+        run_plan(plan, inherited)
+    });
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!("{err}");
+            err.exit_code()
+        }
+    }
+}
+
+fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .map_err(|err| Error::system("cannot start the event loop", err))?;
+    runtime.block_on(async move {
+        let mut signals =
+            SignalSource::new().map_err(|err| Error::system("cannot create a signalfd", err))?;
+        if std::process::id() != 1 {
+            become_subreaper();
+        }
+        let command = during_startup(&mut signals, async {
+            PreparedCommand::new(&plan.command, &plan.child_env)
+        })
+        .await?;
+        match plan.mode {
+            Mode::Exec => {
+                abort_on_pending_stop_signal(&mut signals)?;
+                tracing::debug!("exec {}", spawn::display_command(&plan.command));
+                Err(command.exec(&inherited))
+            }
+            Mode::Supervise => {
+                let app = command.spawn(inherited)?;
+                tracing::debug!("started {} as pid {app}", spawn::display_command(&plan.command));
+                drop(command);
+                // Hold nothing the app could trip over (an unmountable cwd).
+                if let Err(err) = std::env::set_current_dir("/") {
+                    tracing::debug!("cannot change directory to /: {err}");
+                }
+                let forwarding = Forwarding {
+                    to_group: plan.signal_group,
+                    rewrites: plan.rewrites,
+                };
+                Ok(supervise::supervise(&mut signals, app, &forwarding, plan.grace).await)
+            }
+        }
+    })
+}
+
+/// Runs start-up `work` while watching signals: a stop signal (TERM, INT,
+/// HUP, QUIT) aborts it at once with 128+N; SIGCHLD reaps strays (a `docker
+/// exec` orphan, say); other signals are dropped, there is no app to get them.
+async fn during_startup<T>(
+    signals: &mut SignalSource,
+    work: impl Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            result = &mut work => return result,
+            received = signals.recv() => {
+                let batch = received.map_err(|err| Error::system("cannot read signals", err))?;
+                handle_startup_signals(batch)?;
+            }
+        }
+    }
+}
+
+fn handle_startup_signals(batch: Vec<signals::SignalNumber>) -> Result<(), Error> {
+    for signal in batch {
+        if signals::STOP_SIGNALS.contains(&signal) {
+            return Err(Error::Interrupted(signal));
+        }
+        if signal == libc::SIGCHLD {
+            while let Ok(sys::Reaped::Child { .. }) = sys::reap_one() {}
+        } else {
+            tracing::debug!("ignored {} during start-up (no app yet)", signals::name(signal));
+        }
+    }
+    Ok(())
+}
+
+/// In exec mode, signals still pending would hit their default action the
+/// moment the mask is restored; a stop signal aborts, the rest are dropped.
+fn abort_on_pending_stop_signal(signals: &mut SignalSource) -> Result<(), Error> {
+    let pending = signals
+        .pending()
+        .map_err(|err| Error::system("cannot read signals", err))?;
+    handle_startup_signals(pending)
+}
+
+/// When vinit is not PID 1 (`docker run --init`, a shell, a test), orphans
+/// of the app are re-parented to it rather than to the real PID 1.
+fn become_subreaper() {
+    if let Err(err) = nix::sys::prctl::set_child_subreaper(true) {
+        tracing::warn!(
+            "cannot become a child subreaper ({err}): orphans of the app will not be reaped by vinit"
+        );
+    }
+}

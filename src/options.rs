@@ -1,0 +1,360 @@
+//! Flags and their `VINIT_*` twins into one validated [`Plan`] (precedence:
+//! flag > environment > default). Only the plan leaves this module.
+//!
+//! Also owns the environment snapshot: which `VINIT_*` names exist (a typo is
+//! an error, never ignored) and what the child's environment is (vinit's own
+//! settings removed, nothing else added, removed or reordered).
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::time::Duration;
+
+use crate::cli::Args;
+use crate::error::Error;
+use crate::logging::LogSettings;
+use crate::signals::Rewrites;
+
+/// Every `VINIT_*` variable vinit understands. Any other `VINIT_*` name is a
+/// usage error, unless `VINIT_PASSTHROUGH` names it for the app.
+pub const KNOWN_VARIABLES: &[&str] = &[
+    "VINIT_EXEC",
+    "VINIT_PGROUP",
+    "VINIT_REWRITE",
+    "VINIT_GRACE",
+    "VINIT_LOG",
+    "VINIT_LOG_FORMAT",
+    "VINIT_PASSTHROUGH",
+];
+
+/// Variables removed from the child's environment besides `VINIT_*`.
+const SCRUBBED: &[&str] = &["VAULT_TOKEN", "BAO_TOKEN"];
+
+/// How COMMAND runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// vinit stays the parent: forwards, reaps, cleans up.
+    Supervise,
+    /// vinit replaces itself with COMMAND.
+    Exec,
+}
+
+/// The validated configuration of one run.
+#[derive(Debug)]
+pub struct Plan {
+    pub mode: Mode,
+    pub command: Vec<OsString>,
+    /// Forward to the child's whole process group instead of the child.
+    pub signal_group: bool,
+    pub rewrites: Rewrites,
+    pub grace: Duration,
+    pub log: LogSettings,
+    /// The child's environment, in vinit's own order.
+    pub child_env: Vec<(OsString, OsString)>,
+}
+
+/// vinit's environment as it was at start, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    vars: Vec<(OsString, OsString)>,
+}
+
+impl Environment {
+    pub fn capture() -> Self {
+        Environment {
+            vars: std::env::vars_os().collect(),
+        }
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Environment {
+            vars: pairs.iter().map(|(k, v)| (k.into(), v.into())).collect(),
+        }
+    }
+
+    /// The value of `name` as text; a non-UTF-8 value of a vinit setting is a
+    /// usage error naming the variable.
+    pub fn text(&self, name: &str) -> Result<Option<&str>, Error> {
+        match self.raw(name) {
+            None => Ok(None),
+            Some(value) => value
+                .to_str()
+                .map(Some)
+                .ok_or_else(|| Error::usage(format!("{name}: the value is not valid UTF-8"))),
+        }
+    }
+
+    fn raw(&self, name: &str) -> Option<&OsStr> {
+        self.vars
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_os_str())
+    }
+
+    fn vinit_names(&self) -> impl Iterator<Item = &OsStr> {
+        self.vars
+            .iter()
+            .map(|(k, _)| k.as_os_str())
+            .filter(|k| k.as_bytes().starts_with(b"VINIT_"))
+    }
+}
+
+/// Builds the plan from the parsed command line and the environment.
+pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Error> {
+    let passthrough = list(env.text("VINIT_PASSTHROUGH")?.unwrap_or(""));
+    reject_unknown_variables(env, &passthrough)?;
+
+    if args.command.is_empty() {
+        return Err(Error::usage(
+            "no COMMAND given: vinit [OPTIONS] [--] COMMAND [ARG...]",
+        ));
+    }
+    let exec = flag_or_env(args.exec, env, "VINIT_EXEC")?;
+    let signal_group = flag_or_env(args.pgroup, env, "VINIT_PGROUP")?;
+
+    let mut rewrites = Rewrites::default();
+    if args.rewrites.is_empty() {
+        for pair in list(env.text("VINIT_REWRITE")?.unwrap_or("")) {
+            rewrites
+                .add(&pair)
+                .map_err(|e| Error::usage(format!("VINIT_REWRITE: {e}")))?;
+        }
+    } else {
+        for pair in &args.rewrites {
+            rewrites
+                .add(pair)
+                .map_err(|e| Error::usage(format!("--rewrite: {e}")))?;
+        }
+    }
+
+    let grace = match (&args.grace, env.text("VINIT_GRACE")?) {
+        (Some(text), _) => parse_duration(text).map_err(|e| Error::usage(format!("--grace: {e}")))?,
+        (None, Some(text)) => parse_duration(text).map_err(|e| Error::usage(format!("VINIT_GRACE: {e}")))?,
+        (None, None) => Duration::from_secs(5),
+    };
+
+    Ok(Plan {
+        mode: if exec { Mode::Exec } else { Mode::Supervise },
+        command: args.command,
+        signal_group,
+        rewrites,
+        grace,
+        log,
+        child_env: child_environment(env, &passthrough),
+    })
+}
+
+/// A boolean flag wins when given; otherwise its environment twin decides.
+fn flag_or_env(flag: bool, env: &Environment, name: &str) -> Result<bool, Error> {
+    if flag {
+        return Ok(true);
+    }
+    match env.text(name)? {
+        None => Ok(false),
+        Some(text) => parse_bool(text).map_err(|e| Error::usage(format!("{name}: {e}"))),
+    }
+}
+
+fn reject_unknown_variables(env: &Environment, passthrough: &[String]) -> Result<(), Error> {
+    for name in env.vinit_names() {
+        let name = name.to_string_lossy();
+        if KNOWN_VARIABLES.contains(&name.as_ref()) || passthrough.iter().any(|p| *p == name) {
+            continue;
+        }
+        let hint = closest_known(&name)
+            .map(|known| format!(" (did you mean {known}?)"))
+            .unwrap_or_default();
+        return Err(Error::usage(format!(
+            "{name}: unknown variable{hint}; vinit reads only the VINIT_* names in its help and README \
+             (name app variables in VINIT_PASSTHROUGH to pass them on)"
+        )));
+    }
+    Ok(())
+}
+
+fn closest_known(name: &str) -> Option<&'static str> {
+    KNOWN_VARIABLES
+        .iter()
+        .map(|known| (edit_distance(name, known), *known))
+        .filter(|(distance, _)| *distance <= 2)
+        .min()
+        .map(|(_, known)| known)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = diagonal + usize::from(ca != *cb);
+            diagonal = row[j + 1];
+            row[j + 1] = substitution.min(row[j] + 1).min(diagonal + 1);
+        }
+    }
+    row[b.len()]
+}
+
+/// The child's environment: vinit's own, minus `VINIT_*` (except the
+/// passthrough names) and the tokens, in the original order.
+fn child_environment(env: &Environment, passthrough: &[String]) -> Vec<(OsString, OsString)> {
+    env.vars
+        .iter()
+        .filter(|(name, _)| {
+            let bytes = name.as_bytes();
+            let scrubbed = bytes.starts_with(b"VINIT_") || SCRUBBED.iter().any(|s| s.as_bytes() == bytes);
+            !scrubbed || passthrough.iter().any(|p| p.as_bytes() == bytes)
+        })
+        .cloned()
+        .collect()
+}
+
+/// Splits a comma-separated list, trimming blanks.
+pub fn list(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+/// `true`/`false`/`1`/`0`.
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim() {
+        "true" | "1" => Ok(true),
+        "false" | "0" => Ok(false),
+        other => Err(format!("\"{other}\" is not a boolean (true, false, 1 or 0)")),
+    }
+}
+
+/// `500ms`, `2s`, `1m30s`, `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let bad = || format!("\"{text}\" is not a duration (e.g. 500ms, 2s, 1m30s; a bare number is seconds)");
+    if text.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Ok(Duration::from_secs(seconds));
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let amount: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return Err(bad()),
+        };
+        let part = unit
+            .checked_mul(u32::try_from(amount).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(command: &[&str]) -> Args {
+        Args {
+            command: command.iter().map(OsString::from).collect(),
+            ..Args::default()
+        }
+    }
+
+    fn plan_with(args: Args, env: &[(&str, &str)]) -> Result<Plan, Error> {
+        plan(args, &Environment::from_pairs(env), LogSettings::default())
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
+        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        for bad in ["", "s", "5x", "1.5s", "-1s", "m1"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn booleans() {
+        assert_eq!(parse_bool("true"), Ok(true));
+        assert_eq!(parse_bool("0"), Ok(false));
+        assert!(parse_bool("yes").is_err());
+    }
+
+    #[test]
+    fn flag_beats_environment() {
+        let mut a = args(&["app"]);
+        a.grace = Some("1s".into());
+        let plan = plan_with(a, &[("VINIT_GRACE", "9s")]).unwrap();
+        assert_eq!(plan.grace, Duration::from_secs(1));
+        let plan = plan_with(args(&["app"]), &[("VINIT_GRACE", "9s")]).unwrap();
+        assert_eq!(plan.grace, Duration::from_secs(9));
+        let plan = plan_with(args(&["app"]), &[]).unwrap();
+        assert_eq!(plan.grace, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn bad_twin_names_the_variable() {
+        let err = plan_with(args(&["app"]), &[("VINIT_GRACE", "soon")]).unwrap_err();
+        assert_eq!(err.exit_code(), 64);
+        assert!(err.to_string().starts_with("VINIT_GRACE: "), "{err}");
+        let err = plan_with(args(&["app"]), &[("VINIT_EXEC", "yes")]).unwrap_err();
+        assert!(err.to_string().starts_with("VINIT_EXEC: "), "{err}");
+    }
+
+    #[test]
+    fn unknown_vinit_variable_is_an_error_with_a_hint() {
+        let err = plan_with(args(&["app"]), &[("VINIT_GRACEE", "1s")]).unwrap_err();
+        assert_eq!(err.exit_code(), 64);
+        assert!(err.to_string().contains("did you mean VINIT_GRACE?"), "{err}");
+        let ok = plan_with(
+            args(&["app"]),
+            &[("VINIT_PASSTHROUGH", "VINIT_APP"), ("VINIT_APP", "x")],
+        );
+        assert!(ok.is_ok());
+    }
+
+    #[test]
+    fn child_environment_is_scrubbed_in_order() {
+        let env = [
+            ("B", "2"),
+            ("VINIT_GRACE", "1s"),
+            ("VAULT_TOKEN", "t"),
+            ("A", "1"),
+            ("VAULT_ADDR", "http://v"),
+            ("VINIT_APP", "keep"),
+            ("VINIT_PASSTHROUGH", "VINIT_APP"),
+        ];
+        let plan = plan_with(args(&["app"]), &env).unwrap();
+        let names: Vec<_> = plan.child_env.iter().map(|(k, _)| k.to_str().unwrap()).collect();
+        assert_eq!(names, ["B", "A", "VAULT_ADDR", "VINIT_APP"]);
+    }
+
+    #[test]
+    fn rewrites_from_environment_list() {
+        let plan = plan_with(args(&["app"]), &[("VINIT_REWRITE", "TERM:QUIT, USR1:0")]).unwrap();
+        assert_eq!(plan.rewrites.apply(libc::SIGTERM), Some(libc::SIGQUIT));
+        assert_eq!(plan.rewrites.apply(libc::SIGUSR1), None);
+        let err = plan_with(args(&["app"]), &[("VINIT_REWRITE", "TERM")]).unwrap_err();
+        assert!(err.to_string().starts_with("VINIT_REWRITE: "), "{err}");
+    }
+
+    #[test]
+    fn missing_command_is_usage() {
+        assert_eq!(plan_with(args(&[]), &[]).unwrap_err().exit_code(), 64);
+    }
+}
