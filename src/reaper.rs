@@ -108,13 +108,22 @@ impl Leftovers {
             }
             return;
         }
-        if sys::send_signal(-self.group, signal).is_ok() {
-            tracing::debug!("sent {name} to the app's process group {}", self.group);
-        }
+        self.signal_group(signal);
         for pid in descendants_of(std::process::id() as libc::pid_t) {
             if sys::send_signal(pid, signal).is_ok() {
                 tracing::debug!("sent {name} to leftover pid {pid}");
             }
+        }
+    }
+
+    /// Sends `signal` to the rest of the app's process group only.
+    pub fn signal_group(&self, signal: i32) {
+        if sys::send_signal(-self.group, signal).is_ok() {
+            tracing::debug!(
+                "sent {} to the app's process group {}",
+                crate::signals::name(signal),
+                self.group
+            );
         }
     }
 }

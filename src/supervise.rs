@@ -90,6 +90,12 @@ pub async fn supervise(
 /// SIGTERM to what the app left behind, at most `grace` to end, then SIGKILL.
 async fn end_leftovers(signals: &mut SignalSource, reaper: &mut Reaper, app: libc::pid_t, grace: Duration) {
     let leftovers = Leftovers { group: app };
+    if reaper.reap() == Children::None {
+        // No child means no descendant at all; only the app's group can hold
+        // a process that escaped to another subreaper.
+        leftovers.signal_group(libc::SIGTERM);
+        return;
+    }
     leftovers.signal(libc::SIGTERM);
     if wait_for_no_children(signals, reaper, grace).await {
         tracing::debug!(

@@ -12,7 +12,11 @@ use util::{recorded, wait_for_file, wait_for_signal, Report, Scratch, PROBE, VIN
 #[test]
 fn app_holds_the_terminal_foreground_and_gets_ctrl_c_and_ctrl_z() {
     let scratch = Scratch::new();
-    let (report, record, ready) = (scratch.path("report"), scratch.path("signals"), scratch.path("ready"));
+    let (report, record, ready) = (
+        scratch.path("report"),
+        scratch.path("signals"),
+        scratch.path("ready"),
+    );
     let command = format!(
         "{VINIT} -- {PROBE} report={} record={} ready={} await=INT",
         report.display(),
@@ -30,8 +34,16 @@ fn app_holds_the_terminal_foreground_and_gets_ctrl_c_and_ctrl_z() {
     wait_for_file(&ready);
 
     let report = Report::read(&report);
-    assert_eq!(report.int("pgid"), report.int("pid"), "the app leads its own group");
-    assert_eq!(report.int("tpgid"), report.int("pgid"), "the app's group is not the terminal's foreground");
+    assert_eq!(
+        report.int("pgid"),
+        report.int("pid"),
+        "the app leads its own group"
+    );
+    assert_eq!(
+        report.int("tpgid"),
+        report.int("pgid"),
+        "the app's group is not the terminal's foreground"
+    );
 
     keyboard.write_all(b"\x1a").unwrap(); // Ctrl-Z
     keyboard.flush().unwrap();
