@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what building and testing vinit needs on a fresh Debian machine
+# (as root): the musl target and tools, the PID-namespace and terminal tools
+# the tests use, and rustfmt/clippy. Quick when everything is already there.
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+packages=()
+command -v musl-gcc >/dev/null || packages+=(musl-tools)
+command -v unshare >/dev/null || packages+=(util-linux)
+command -v script >/dev/null || packages+=(bsdutils)
+command -v file >/dev/null || packages+=(file)
+if [ ${#packages[@]} -gt 0 ]; then
+  apt-get update -qq
+  apt-get install -y -qq "${packages[@]}" >/dev/null
+fi
+
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
+rustup component list --installed | grep -q '^clippy' || rustup component add clippy

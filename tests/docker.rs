@@ -1,0 +1,152 @@
+//! End to end with real Docker containers: a `FROM scratch` image holding
+//! only vinit and the probe (the test binaries are static musl builds), run
+//! with `docker run`, stopped with `docker stop`.
+//!
+//! Needs a Docker engine; set SKIP_DOCKER_TESTS=1 to skip on a machine
+//! without one (CI has one and never sets it).
+
+mod util;
+
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "vinit-e2e:test";
+
+fn docker_wanted() -> bool {
+    std::env::var_os("SKIP_DOCKER_TESTS").is_none()
+}
+
+fn docker(args: &[&str]) -> String {
+    let output = Command::new("docker").args(args).output().expect("docker CLI");
+    assert!(
+        output.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+/// Builds the image once per test run from the very binaries under test.
+fn image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let context = tempfile::tempdir().unwrap();
+        let dockerfile = concat!(env!("CARGO_MANIFEST_DIR"), "/images/Dockerfile");
+        std::fs::copy(dockerfile, context.path().join("Dockerfile")).unwrap();
+        std::fs::copy(util::VINIT, context.path().join("vinit")).unwrap();
+        std::fs::copy(util::PROBE, context.path().join("vinit-probe")).unwrap();
+        docker(&[
+            "build",
+            "--quiet",
+            "--tag",
+            IMAGE,
+            &context.path().display().to_string(),
+        ]);
+    });
+    IMAGE
+}
+
+/// A container that is removed when the test ends, however it ends.
+struct Container(String);
+
+impl Container {
+    fn run(args: &[&str]) -> Container {
+        let mut full = vec!["run", "--detach"];
+        full.extend_from_slice(args);
+        Container(docker(&full))
+    }
+
+    fn exit_code(&self) -> i32 {
+        docker(&["wait", &self.0]).parse().expect("exit code")
+    }
+
+    fn host_pid(&self) -> i32 {
+        docker(&["inspect", "--format", "{{.State.Pid}}", &self.0])
+            .parse()
+            .expect("pid")
+    }
+
+    fn file_exists(&self, path: &str) -> bool {
+        // Scratch images have no shell: ask the container's own /proc root.
+        let root = format!("/proc/{}/root{path}", self.host_pid());
+        std::path::Path::new(&root).exists()
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "--force", &self.0]).output();
+    }
+}
+
+#[test]
+fn docker_stop_ends_the_app_promptly_with_its_status() {
+    if !docker_wanted() {
+        return;
+    }
+    let container = Container::run(&[image()]);
+    util::wait_until("the container to start", || {
+        (container.host_pid() > 0).then_some(())
+    });
+    let started = Instant::now();
+    docker(&["stop", "--time", "10", &container.0]);
+    let took = started.elapsed();
+    assert_eq!(container.exit_code(), 42, "the probe's own status");
+    assert!(
+        took < Duration::from_secs(5),
+        "docker stop took {took:?}: SIGTERM was not forwarded"
+    );
+}
+
+#[test]
+fn docker_run_passes_exit_codes_and_output() {
+    if !docker_wanted() {
+        return;
+    }
+    let output = Command::new("docker")
+        .args([
+            "run",
+            "--rm",
+            image(),
+            "/usr/bin/vinit-probe",
+            "out=from the app",
+            "exit=3",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(3));
+    assert_eq!(output.stdout, b"from the app");
+    assert_eq!(output.stderr, b"", "vinit was not silent");
+    let output = Command::new("docker")
+        .args(["run", "--rm", image(), "/no/such/app"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(127));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("/no/such/app"));
+}
+
+#[test]
+fn orphans_inside_a_container_are_reaped() {
+    if !docker_wanted() {
+        return;
+    }
+    let container = Container::run(&[
+        image(),
+        "/usr/bin/vinit-probe",
+        "orphans=500",
+        "ready=/dev/shm/ready",
+        "record=/dev/shm/signals",
+        "await=TERM",
+    ]);
+    util::wait_until("the probe to be ready", || {
+        container.file_exists("/dev/shm/ready").then_some(())
+    });
+    let vinit = container.host_pid();
+    util::wait_until("every orphan to be reaped", || {
+        let children = util::children_of(vinit);
+        (children.len() == 1 && children[0].1 != 'Z').then_some(())
+    });
+    docker(&["stop", &container.0]);
+    assert_eq!(container.exit_code(), 0);
+}
