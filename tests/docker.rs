@@ -31,11 +31,11 @@ fn docker(args: &[&str]) -> String {
 fn image() -> &'static str {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
-        let context = tempfile::tempdir().unwrap();
+        let context = tempfile::tempdir().expect("temporary build context");
         let dockerfile = concat!(env!("CARGO_MANIFEST_DIR"), "/images/Dockerfile");
-        std::fs::copy(dockerfile, context.path().join("Dockerfile")).unwrap();
-        std::fs::copy(util::VINIT, context.path().join("vinit")).unwrap();
-        std::fs::copy(util::PROBE, context.path().join("vinit-probe")).unwrap();
+        std::fs::copy(dockerfile, context.path().join("Dockerfile")).expect("images/Dockerfile");
+        std::fs::copy(util::VINIT, context.path().join("vinit")).expect("the vinit binary");
+        std::fs::copy(util::PROBE, context.path().join("vinit-probe")).expect("the probe binary");
         docker(&[
             "build",
             "--quiet",
