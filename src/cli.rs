@@ -20,6 +20,10 @@ pub struct Args {
     pub pgroup: bool,
     pub rewrites: Vec<String>,
     pub grace: Option<String>,
+    pub timeout: Option<String>,
+    pub config: Option<String>,
+    pub check: bool,
+    pub online: bool,
     /// COMMAND and its arguments, byte for byte.
     pub command: Vec<OsString>,
 }
@@ -36,6 +40,10 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             Long("pgroup") => args.pgroup = true,
             Long("rewrite") => args.rewrites.push(text_value(&mut parser, "--rewrite")?),
             Long("grace") => args.grace = Some(text_value(&mut parser, "--grace")?),
+            Long("timeout") => args.timeout = Some(text_value(&mut parser, "--timeout")?),
+            Long("config") => args.config = Some(text_value(&mut parser, "--config")?),
+            Long("check") => args.check = true,
+            Long("online") => args.online = true,
             Value(command) => {
                 args.command.push(command);
                 args.command.extend(parser.raw_args().map_err(usage)?);
@@ -61,28 +69,28 @@ pub const VERSION: &str = concat!("vinit ", env!("CARGO_PKG_VERSION"));
 
 /// Fits one screen (under 25 lines of at most 80 columns).
 pub const HELP: &str = "\
-vinit: a tiny PID 1 for containers: forwards signals, reaps zombies, exits
-with the app's status.
-
+vinit: a tiny PID 1 for containers that brings Vault/OpenBao secrets.
 Usage: vinit [OPTIONS] [--] COMMAND [ARG...]
 
-  COPY vinit /sbin/vinit
   ENTRYPOINT [\"/sbin/vinit\", \"--\"]
-  CMD [\"/app/server\", \"--port\", \"8080\"]
+  ENV DB_PASSWORD=vault:secret/data/app#db_password  VAULT_ADDR=https://...
 
 Options (each also set by its environment twin; the flag wins):
       --exec             replace vinit with COMMAND (no reaping)  VINIT_EXEC
       --pgroup           signal COMMAND's whole process group     VINIT_PGROUP
-      --rewrite FROM:TO  forward FROM as TO; TO=0 drops it;       VINIT_REWRITE
-                         repeatable (env: TERM:QUIT,USR1:0)
-      --grace DURATION   time leftovers get after COMMAND exits,  VINIT_GRACE
-                         then SIGKILL [default: 5s]
-  -h, --help             show this help
-  -V, --version          show the version
+      --rewrite FROM:TO  forward FROM as TO (TO=0 drops it)       VINIT_REWRITE
+      --grace DURATION   leftovers' time before SIGKILL [5s]      VINIT_GRACE
+      --config FILE      TOML: templates, issues, auth            VINIT_CONFIG
+      --timeout DURATION start-up deadline for Vault [60s]        VINIT_TIMEOUT
+      --check            validate and list the reads, start nothing  VINIT_CHECK
+      --online           with --check: also log in and read         VINIT_ONLINE
+  -h, --help / -V, --version
 
-Logs: VINIT_LOG=error|warn|info|debug|trace [warn], VINIT_LOG_FORMAT=text|json
-Exit: COMMAND's status (128+N if killed by signal N); 64 usage; 71 system;
-126 COMMAND not executable; 127 COMMAND not found.
+Vault: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT... (or BAO_*), VINIT_AUTH_METHOD
+References: vault:PATH#KEY[#VERSION], ${vault:PATH#KEY}, vault:login
+Logs: VINIT_LOG=error|warn|info|debug|trace, VINIT_LOG_FORMAT=text|json
+Exit: COMMAND's status; 64 usage, 65 no such secret, 69 Vault unreachable,
+71 system, 73 cannot write, 77 denied, 78 config, 126/127 COMMAND.
 ";
 
 #[cfg(test)]

@@ -10,6 +10,21 @@ pub enum Error {
     /// Bad flags, arguments or option variables (`VINIT_GRACE=abc`). Exit 64.
     #[error("{0}\nTry 'vinit --help' for more information.")]
     Usage(String),
+    /// A bad variable, reference, config file or template. Exit 78.
+    #[error("{0}")]
+    Config(String),
+    /// Vault unreachable, sealed or failing until the start-up deadline. Exit 69.
+    #[error("{0}")]
+    Unavailable(String),
+    /// Login refused or permission denied. Exit 77.
+    #[error("{0}")]
+    Denied(String),
+    /// A referenced secret or key does not exist. Exit 65.
+    #[error("{0}")]
+    NoSecret(String),
+    /// A destination file cannot be written (or is not on tmpfs). Exit 73.
+    #[error("{0}")]
+    CannotWrite(String),
     /// COMMAND exists but cannot be executed. Exit 126.
     #[error("{command}: {reason}")]
     NotExecutable { command: String, reason: String },
@@ -34,6 +49,11 @@ impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 64,
+            Error::NoSecret(_) => 65,
+            Error::Unavailable(_) => 69,
+            Error::CannotWrite(_) => 73,
+            Error::Denied(_) => 77,
+            Error::Config(_) => 78,
             Error::System { .. } => 71,
             Error::NotExecutable { .. } => 126,
             Error::NotFound { .. } => 127,
@@ -43,6 +63,10 @@ impl Error {
 
     pub fn usage(message: impl fmt::Display) -> Self {
         Error::Usage(message.to_string())
+    }
+
+    pub fn config(message: impl fmt::Display) -> Self {
+        Error::Config(message.to_string())
     }
 
     pub fn system(what: &'static str, source: std::io::Error) -> Self {
@@ -69,5 +93,10 @@ mod tests {
         };
         assert_eq!(denied.exit_code(), 126);
         assert_eq!(Error::Interrupted(libc::SIGTERM).exit_code(), 143);
+        assert_eq!(Error::config("x").exit_code(), 78);
+        assert_eq!(Error::NoSecret("x".into()).exit_code(), 65);
+        assert_eq!(Error::Unavailable("x".into()).exit_code(), 69);
+        assert_eq!(Error::Denied("x".into()).exit_code(), 77);
+        assert_eq!(Error::CannotWrite("x".into()).exit_code(), 73);
     }
 }

@@ -1,14 +1,21 @@
 //! vinit: a tiny PID 1 for containers.
 //!
 //! `run` is a straight line of named steps: read the environment and
-//! logging settings, parse the command line into a validated [`options::Plan`],
-//! prepare the command, then either replace vinit with it (`--exec`) or spawn
-//! it and supervise it as PID 1 until it exits.
+//! logging settings, parse the command line, the config file and the
+//! environment into a validated [`options::Plan`], resolve COMMAND, fetch
+//! and render secrets (login, every read in parallel, files), then either
+//! replace vinit with COMMAND (`--exec`) or spawn it and supervise it as
+//! PID 1 until it exits. `--check` stops after listing what would be read.
 //!
 //! Module map:
 //! - [`cli`]: the command line as typed, `--help`, `--version`;
-//! - [`options`]: flags + `VINIT_*` twins into one validated plan; the
-//!   child's scrubbed environment;
+//! - [`options`]: flags + `VINIT_*` twins + config file into one validated
+//!   plan; the child's scrubbed environment;
+//! - [`config_file`]: the TOML schema; [`reference`]: `vault:PATH#KEY` parsing;
+//! - [`secrets`]: the start-up pipeline (what to read, fetch, render, write);
+//! - [`vault`]: the only code that speaks HTTP/TLS (settings, auth, retries);
+//! - [`render`]: pure rendering of env values and templates; [`output`]:
+//!   atomic file writes on tmpfs; [`secret`]: zeroizing secret types;
 //! - [`logging`]: vinit's own stderr lines (text or JSON);
 //! - [`signals`]: signal names, `--rewrite`, the signalfd source;
 //! - [`spawn`]: command resolution (126/127) and starting the child;
@@ -18,21 +25,28 @@
 //! - [`error`]: failures and the exit-code table.
 
 pub mod cli;
+pub mod config_file;
 pub mod error;
 pub mod logging;
 pub mod options;
+pub mod output;
 pub mod reaper;
+pub mod reference;
+pub mod render;
+pub mod secret;
+pub mod secrets;
 pub mod signals;
 pub mod spawn;
 pub mod supervise;
 pub mod sys;
+pub mod vault;
 
 use std::ffi::OsString;
 use std::future::Future;
 
 use error::Error;
 use logging::LogSettings;
-use options::{Environment, Mode, Plan};
+use options::{Check, Environment, Mode, Plan};
 use signals::SignalSource;
 use spawn::PreparedCommand;
 use supervise::Forwarding;
@@ -78,10 +92,17 @@ fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
         if std::process::id() != 1 {
             become_subreaper();
         }
-        let command = during_startup(&mut signals, async {
-            PreparedCommand::new(&plan.command, &plan.child_env)
-        })
+        let program = spawn::resolve_command(&plan.command, &plan.child_env)?;
+        if let Some(check) = plan.check {
+            return check_mode(&mut signals, &plan, check).await;
+        }
+        let prepared = during_startup(
+            &mut signals,
+            plan.secrets.prepare(&plan.child_env, plan.timeout, false),
+        )
         .await?;
+        let command = PreparedCommand::new(program, &plan.command, &prepared.env)?;
+        drop(prepared.env);
         match plan.mode {
             Mode::Exec => {
                 abort_on_pending_stop_signal(&mut signals)?;
@@ -89,7 +110,9 @@ fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
                 Err(command.exec(&inherited))
             }
             Mode::Supervise => {
+                // On failure, dropping `prepared.files` removes the files.
                 let app = command.spawn(inherited)?;
+                prepared.files.keep();
                 tracing::debug!("started {} as pid {app}", spawn::display_command(&plan.command));
                 drop(command);
                 // Hold nothing the app could trip over (an unmountable cwd).
@@ -104,6 +127,20 @@ fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
             }
         }
     })
+}
+
+/// `--check`: everything was validated while planning and COMMAND is
+/// resolved; print what would be read. `--online` also logs in and reads
+/// (issues are listed, not performed; nothing is written).
+async fn check_mode(signals: &mut SignalSource, plan: &Plan, check: Check) -> Result<i32, Error> {
+    for line in plan.secrets.describe() {
+        println!("{line}");
+    }
+    if check == Check::Online && plan.secrets.needs_vault() {
+        during_startup(signals, plan.secrets.prepare(&plan.child_env, plan.timeout, true)).await?;
+        println!("online: logged in and read every secret");
+    }
+    Ok(0)
 }
 
 /// Runs start-up `work` while watching signals: a stop signal (TERM, INT,

@@ -10,8 +10,10 @@ use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
 use crate::cli::Args;
+use crate::config_file::ConfigFile;
 use crate::error::Error;
 use crate::logging::LogSettings;
+use crate::secrets::SecretsPlan;
 use crate::signals::Rewrites;
 
 /// Every `VINIT_*` variable vinit understands. Any other `VINIT_*` name is a
@@ -24,6 +26,21 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "VINIT_LOG",
     "VINIT_LOG_FORMAT",
     "VINIT_PASSTHROUGH",
+    "VINIT_CONFIG",
+    "VINIT_TIMEOUT",
+    "VINIT_CHECK",
+    "VINIT_ONLINE",
+    "VINIT_IGNORE",
+    "VINIT_AUTH_METHOD",
+    "VINIT_AUTH_MOUNT",
+    "VINIT_TOKEN_FILE",
+    "VINIT_ROLE_ID",
+    "VINIT_ROLE_ID_FILE",
+    "VINIT_SECRET_ID",
+    "VINIT_SECRET_ID_FILE",
+    "VINIT_SECRET_ID_WRAPPED",
+    "VINIT_ROLE",
+    "VINIT_JWT_FILE",
 ];
 
 /// Variables removed from the child's environment besides `VINIT_*`.
@@ -38,6 +55,14 @@ pub enum Mode {
     Exec,
 }
 
+/// `--check`: validate and list, start nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Offline,
+    /// `--online`: also log in and read every secret.
+    Online,
+}
+
 /// The validated configuration of one run.
 #[derive(Debug)]
 pub struct Plan {
@@ -48,8 +73,12 @@ pub struct Plan {
     pub rewrites: Rewrites,
     pub grace: Duration,
     pub log: LogSettings,
-    /// The child's environment, in vinit's own order.
+    /// The child's environment, in vinit's own order, before secrets.
     pub child_env: Vec<(OsString, OsString)>,
+    pub check: Option<Check>,
+    /// Start-up deadline for Vault work.
+    pub timeout: Duration,
+    pub secrets: SecretsPlan,
 }
 
 /// vinit's environment as it was at start, in order.
@@ -104,35 +133,69 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
     let passthrough = list(env.text("VINIT_PASSTHROUGH")?.unwrap_or(""));
     reject_unknown_variables(env, &passthrough)?;
 
+    let config = match args.config.as_deref().or(env.text("VINIT_CONFIG")?) {
+        Some(path) => Some(ConfigFile::load(std::path::Path::new(path))?),
+        None => None,
+    };
+    let file = config.as_ref();
+
     if args.command.is_empty() {
         return Err(Error::usage(
             "no COMMAND given: vinit [OPTIONS] [--] COMMAND [ARG...]",
         ));
     }
     let exec = flag_or_env(args.exec, env, "VINIT_EXEC")?;
-    let signal_group = flag_or_env(args.pgroup, env, "VINIT_PGROUP")?;
+    let signal_group =
+        flag_or_env(args.pgroup, env, "VINIT_PGROUP")? || file.and_then(|f| f.pgroup).unwrap_or(false);
+    let check = flag_or_env(args.check, env, "VINIT_CHECK")?;
+    let online = flag_or_env(args.online, env, "VINIT_ONLINE")?;
+    let check = match (check, online) {
+        (true, true) => Some(Check::Online),
+        (true, false) => Some(Check::Offline),
+        (false, true) => return Err(Error::usage("--online goes with --check")),
+        (false, false) => None,
+    };
 
     let mut rewrites = Rewrites::default();
-    if args.rewrites.is_empty() {
-        for pair in list(env.text("VINIT_REWRITE")?.unwrap_or("")) {
-            rewrites
-                .add(&pair)
-                .map_err(|e| Error::usage(format!("VINIT_REWRITE: {e}")))?;
-        }
-    } else {
+    if !args.rewrites.is_empty() {
         for pair in &args.rewrites {
             rewrites
                 .add(pair)
                 .map_err(|e| Error::usage(format!("--rewrite: {e}")))?;
         }
+    } else if let Some(text) = env.text("VINIT_REWRITE")? {
+        for pair in list(text) {
+            rewrites
+                .add(&pair)
+                .map_err(|e| Error::usage(format!("VINIT_REWRITE: {e}")))?;
+        }
+    } else if let Some(pairs) = file.and_then(|f| f.rewrite.as_ref()) {
+        for pair in pairs {
+            rewrites
+                .add(pair)
+                .map_err(|e| Error::config(format!("config file: rewrite: {e}")))?;
+        }
     }
 
-    let grace = match (&args.grace, env.text("VINIT_GRACE")?) {
-        (Some(text), _) => parse_duration(text).map_err(|e| Error::usage(format!("--grace: {e}")))?,
-        (None, Some(text)) => parse_duration(text).map_err(|e| Error::usage(format!("VINIT_GRACE: {e}")))?,
-        (None, None) => Duration::from_secs(5),
-    };
+    let grace = duration_setting(
+        &args.grace,
+        "--grace",
+        env,
+        "VINIT_GRACE",
+        file.and_then(|f| f.grace.as_deref()),
+    )?
+    .unwrap_or(Duration::from_secs(5));
+    let timeout = duration_setting(
+        &args.timeout,
+        "--timeout",
+        env,
+        "VINIT_TIMEOUT",
+        file.and_then(|f| f.timeout.as_deref()),
+    )?
+    .unwrap_or(Duration::from_secs(60));
 
+    let child_env = child_environment(env, &passthrough);
+    let secrets = SecretsPlan::build(env, &child_env, file)?;
     Ok(Plan {
         mode: if exec { Mode::Exec } else { Mode::Supervise },
         command: args.command,
@@ -140,8 +203,40 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
         rewrites,
         grace,
         log,
-        child_env: child_environment(env, &passthrough),
+        child_env,
+        check,
+        timeout,
+        secrets,
     })
+}
+
+/// A duration from its flag, its variable, or the config file (in that order).
+fn duration_setting(
+    flag: &Option<String>,
+    flag_name: &str,
+    env: &Environment,
+    variable: &str,
+    file: Option<&str>,
+) -> Result<Option<Duration>, Error> {
+    if let Some(text) = flag {
+        return parse_duration(text)
+            .map(Some)
+            .map_err(|e| Error::usage(format!("{flag_name}: {e}")));
+    }
+    if let Some(text) = env.text(variable)? {
+        return parse_duration(text)
+            .map(Some)
+            .map_err(|e| Error::usage(format!("{variable}: {e}")));
+    }
+    match file {
+        Some(text) => parse_duration(text).map(Some).map_err(|e| {
+            Error::config(format!(
+                "config file: {}: {e}",
+                variable.trim_start_matches("VINIT_").to_lowercase()
+            ))
+        }),
+        None => Ok(None),
+    }
 }
 
 /// A boolean flag wins when given; otherwise its environment twin decides.

@@ -25,12 +25,13 @@ pub struct PreparedCommand {
 }
 
 impl PreparedCommand {
-    /// Resolves `command[0]` and builds argv and envp. `command` must not be
-    /// empty (options guarantee it).
-    pub fn new(command: &[OsString], env: &[(OsString, OsString)]) -> Result<Self, Error> {
-        let program = command.first().ok_or_else(|| Error::usage("no COMMAND given"))?;
-        let shown = program.to_string_lossy().into_owned();
-        let path = resolve(program, env_path(env))?;
+    /// Builds argv and envp for `path` (from [`resolve_command`]).
+    /// `command` must not be empty (options guarantee it).
+    pub fn new(path: PathBuf, command: &[OsString], env: &[(OsString, OsString)]) -> Result<Self, Error> {
+        let shown = command
+            .first()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let argv = command
             .iter()
             .map(|arg| c_string(arg.as_bytes(), &shown))
@@ -76,6 +77,12 @@ fn c_string(bytes: &[u8], shown: &str) -> Result<CString, Error> {
     // built by vinit (a secret, later) could.
     CString::new(bytes)
         .map_err(|_| Error::usage(format!("{shown}: an argument or variable contains a NUL byte")))
+}
+
+/// Resolves COMMAND on the child's `PATH`: 127 or 126 before any Vault work.
+pub fn resolve_command(command: &[OsString], env: &[(OsString, OsString)]) -> Result<PathBuf, Error> {
+    let program = command.first().ok_or_else(|| Error::usage("no COMMAND given"))?;
+    resolve(program, env_path(env))
 }
 
 fn env_path(env: &[(OsString, OsString)]) -> OsString {

@@ -1,0 +1,549 @@
+//! The only code that speaks HTTP and TLS: finds Vault (the standard
+//! `VAULT_*` variables, their `BAO_*` twins and the config file), logs in,
+//! reads and writes paths, classifies every failure (transient or
+//! permanent) and retries transient ones with jittered backoff until a
+//! deadline.
+//!
+//! Built directly on reqwest (the HTTP stack vaultrs itself uses) because
+//! vinit reads raw API paths as vault-env does (`secret/data/app` with a
+//! `version` parameter, `database/creds/app`, any mount), needs the status
+//! and `Retry-After` of every answer, and must not let a client library
+//! read `VAULT_*` on its own (the `BAO_*` twins and the conflict rule are
+//! vinit's). Nothing here logs a value: paths, keys and status codes only.
+
+pub mod auth;
+pub mod tls;
+
+use std::future::Future;
+use std::net::ToSocketAddrs;
+use std::time::Duration;
+
+use tokio::time::Instant;
+use zeroize::Zeroize;
+
+use crate::config_file::VaultSection;
+use crate::error::Error;
+use crate::options::Environment;
+use crate::secret::{SecretData, SecretString};
+use tls::TlsSettings;
+
+/// Where Vault is and how to talk to it.
+#[derive(Debug, Clone)]
+pub struct VaultSettings {
+    pub address: reqwest::Url,
+    pub namespace: Option<String>,
+    pub tls: TlsSettings,
+    pub tls_server_name: Option<String>,
+}
+
+/// The value of `VAULT_<name>` or its `BAO_<name>` twin; both set and
+/// different is a configuration error naming both.
+pub fn twin(env: &Environment, name: &str) -> Result<Option<String>, Error> {
+    let vault_name = format!("VAULT_{name}");
+    let bao_name = format!("BAO_{name}");
+    let vault = env
+        .text(&vault_name)
+        .map_err(to_config)?
+        .filter(|v| !v.is_empty());
+    let bao = env.text(&bao_name).map_err(to_config)?.filter(|v| !v.is_empty());
+    match (vault, bao) {
+        (Some(a), Some(b)) if a != b => Err(Error::config(format!(
+            "{vault_name} and {bao_name} are both set and differ; set one of them"
+        ))),
+        (Some(value), _) | (None, Some(value)) => Ok(Some(value.to_string())),
+        (None, None) => Ok(None),
+    }
+}
+
+fn to_config(err: Error) -> Error {
+    Error::config(err.to_string().lines().next().unwrap_or_default())
+}
+
+impl VaultSettings {
+    /// Environment first, then the config file's `[vault]`.
+    pub fn resolve(env: &Environment, file: &VaultSection) -> Result<Self, Error> {
+        let address = twin(env, "ADDR")?
+            .or_else(|| file.address.clone())
+            .ok_or_else(|| {
+                Error::config(
+                    "no Vault address: set VAULT_ADDR (or BAO_ADDR, or address in the config's [vault])",
+                )
+            })?;
+        let address = reqwest::Url::parse(&address)
+            .ok()
+            .filter(|url| matches!(url.scheme(), "http" | "https") && url.host_str().is_some())
+            .ok_or_else(|| {
+                Error::config(format!(
+                    "VAULT_ADDR: \"{address}\" is not an http:// or https:// address"
+                ))
+            })?;
+        let path_setting = |name: &str, fallback: &Option<std::path::PathBuf>| -> Result<_, Error> {
+            Ok(twin(env, name)?
+                .map(std::path::PathBuf::from)
+                .or_else(|| fallback.clone()))
+        };
+        let skip_verify = match twin(env, "SKIP_VERIFY")? {
+            Some(text) => crate::options::parse_bool(&text)
+                .map_err(|e| Error::config(format!("VAULT_SKIP_VERIFY: {e}")))?,
+            None => file.skip_verify.unwrap_or(false),
+        };
+        Ok(VaultSettings {
+            address,
+            namespace: twin(env, "NAMESPACE")?.or_else(|| file.namespace.clone()),
+            tls_server_name: twin(env, "TLS_SERVER_NAME")?.or_else(|| file.tls_server_name.clone()),
+            tls: TlsSettings {
+                ca_cert: path_setting("CACERT", &file.ca_cert)?,
+                ca_path: path_setting("CAPATH", &file.ca_path)?,
+                client_cert: path_setting("CLIENT_CERT", &file.client_cert)?,
+                client_key: path_setting("CLIENT_KEY", &file.client_key)?,
+                skip_verify,
+            },
+        })
+    }
+}
+
+/// Why a request failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// No answer: refused, reset, timed out, DNS. Transient.
+    Unreachable(String),
+    /// The TLS handshake failed (a certificate that does not verify...).
+    Tls(String),
+    /// Vault answered with an error status.
+    Status {
+        code: u16,
+        errors: String,
+        retry_after: Option<Duration>,
+        kv2_hint: bool,
+    },
+    /// The answer is not the JSON Vault sends.
+    Malformed(String),
+}
+
+impl Failure {
+    /// Worth trying again: no answer, 5xx (sealed is 503), 429, 412
+    /// (Vault's "not yet consistent").
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Failure::Unreachable(_) => true,
+            Failure::Status { code, .. } => *code >= 500 || *code == 429 || *code == 412,
+            Failure::Tls(_) | Failure::Malformed(_) => false,
+        }
+    }
+
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Failure::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// A short description without the request path.
+    pub fn describe(&self) -> String {
+        match self {
+            Failure::Unreachable(why) => why.clone(),
+            Failure::Tls(why) => format!("TLS: {why}"),
+            Failure::Status { code, errors, .. } if errors.is_empty() => format!("HTTP {code}"),
+            Failure::Status { code, errors, .. } => format!("HTTP {code}: {errors}"),
+            Failure::Malformed(why) => format!("not a Vault answer: {why}"),
+        }
+    }
+}
+
+/// One answer from Vault, secret parts wrapped.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// `data` (`data.data` for KV v2 reads).
+    pub data: SecretData,
+    pub lease_id: Option<String>,
+    pub lease_duration: u64,
+    pub renewable: bool,
+    /// The token of a login answer.
+    pub client_token: Option<SecretString>,
+    pub kv2: bool,
+}
+
+/// A Vault client bound to one server.
+#[derive(Clone)]
+pub struct Vault {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    namespace: Option<String>,
+}
+
+impl Vault {
+    pub fn new(settings: &VaultSettings) -> Result<Self, Error> {
+        if settings.tls.skip_verify {
+            tracing::warn!("VAULT_SKIP_VERIFY is true: Vault's TLS certificate is not verified");
+        }
+        // reqwest asks for a process-wide provider even for http:// (an
+        // error only means one is installed already).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut base = settings.address.clone();
+        let mut builder = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .no_proxy()
+            .http1_only()
+            .user_agent(concat!("vinit/", env!("CARGO_PKG_VERSION")));
+        if base.scheme() == "https" {
+            builder = builder.tls_backend_preconfigured(tls::client_config(&settings.tls)?);
+            if let Some(name) = &settings.tls_server_name {
+                // Talk to the address's host, but name (SNI) and verify the
+                // server as `name`, as Vault's own client does.
+                let port = base.port_or_known_default().unwrap_or(443);
+                let host = base.host_str().unwrap_or_default().to_string();
+                let target = (host.as_str(), port)
+                    .to_socket_addrs()
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        Error::Unavailable(format!(
+                            "VAULT_ADDR: cannot resolve {host} (for VAULT_TLS_SERVER_NAME)"
+                        ))
+                    })?;
+                base.set_host(Some(name)).map_err(|_| {
+                    Error::config(format!("VAULT_TLS_SERVER_NAME: \"{name}\" is not a host name"))
+                })?;
+                builder = builder.resolve(name, target);
+            }
+        }
+        let http = builder.build().map_err(|err| {
+            Error::config(format!(
+                "cannot set up the HTTP client for {}: {err}",
+                settings.address
+            ))
+        })?;
+        Ok(Vault {
+            http,
+            base,
+            namespace: settings.namespace.clone(),
+        })
+    }
+
+    /// `GET /v1/PATH[?version=N]`.
+    pub async fn read(
+        &self,
+        token: &SecretString,
+        path: &str,
+        version: Option<u64>,
+    ) -> Result<Answer, Failure> {
+        let query = version.map(|v| ("version", v.to_string()));
+        self.call(reqwest::Method::GET, path, Some(token), None, query)
+            .await
+    }
+
+    /// `POST /v1/PATH` with a JSON body (a PKI issuance, a login).
+    pub async fn write(
+        &self,
+        token: Option<&SecretString>,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> Result<Answer, Failure> {
+        self.call(reqwest::Method::POST, path, token, Some(body), None)
+            .await
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&SecretString>,
+        body: Option<&serde_json::Value>,
+        query: Option<(&str, String)>,
+    ) -> Result<Answer, Failure> {
+        let mut url = self.base.clone();
+        url.set_path(&format!("/v1/{}", path.trim_start_matches('/')));
+        if let Some((name, value)) = &query {
+            url.query_pairs_mut().append_pair(name, value);
+        }
+        let mut request = self.http.request(method, url).header("X-Vault-Request", "true");
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token.expose());
+        }
+        if let Some(namespace) = &self.namespace {
+            request = request.header("X-Vault-Namespace", namespace);
+        }
+        if let Some(body) = body {
+            let mut bytes = serde_json::to_vec(body).map_err(|e| Failure::Malformed(e.to_string()))?;
+            request = request
+                .header("Content-Type", "application/json")
+                .body(bytes.clone());
+            bytes.zeroize();
+        }
+        let response = request.send().await.map_err(transport_failure)?;
+        let status = response.status();
+        let retry_after = response
+            .headers()
+            .get("Retry-After")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let mut bytes = response.bytes().await.map_err(transport_failure)?.to_vec();
+        let parsed: Result<serde_json::Value, _> = if bytes.is_empty() {
+            Ok(serde_json::Value::Null)
+        } else {
+            serde_json::from_slice(&bytes)
+        };
+        bytes.zeroize();
+        if !status.is_success() {
+            let body = parsed.unwrap_or(serde_json::Value::Null);
+            let list = |field: &str| -> Vec<String> {
+                body.get(field)
+                    .and_then(|v| v.as_array())
+                    .map(|items| {
+                        items
+                            .iter()
+                            .filter_map(|e| e.as_str().map(str::to_string))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            let errors = list("errors").join("; ");
+            let kv2_hint = list("warnings")
+                .iter()
+                .chain(list("errors").iter())
+                .any(|w| w.contains("versioned K/V"));
+            return Err(Failure::Status {
+                code: status.as_u16(),
+                errors,
+                retry_after,
+                kv2_hint,
+            });
+        }
+        let mut value = parsed.map_err(|err| Failure::Malformed(format!("invalid JSON ({err})")))?;
+        let answer = answer_from(&mut value);
+        crate::secret::scrub(&mut value);
+        answer
+    }
+}
+
+/// Picks the parts vinit uses out of a successful answer.
+fn answer_from(value: &mut serde_json::Value) -> Result<Answer, Failure> {
+    if value.is_null() {
+        return Ok(Answer::default()); // 204: a write with no answer
+    }
+    let object = value
+        .as_object_mut()
+        .ok_or_else(|| Failure::Malformed("the answer is not a JSON object".into()))?;
+    let mut answer = Answer {
+        lease_id: object
+            .get("lease_id")
+            .and_then(|v| v.as_str())
+            .filter(|s| !s.is_empty())
+            .map(String::from),
+        lease_duration: object.get("lease_duration").and_then(|v| v.as_u64()).unwrap_or(0),
+        renewable: object.get("renewable").and_then(|v| v.as_bool()).unwrap_or(false),
+        ..Answer::default()
+    };
+    if let Some(serde_json::Value::Object(auth)) = object.get_mut("auth") {
+        if let Some(serde_json::Value::String(token)) = auth.get_mut("client_token") {
+            answer.client_token = Some(SecretString::new(std::mem::take(token)));
+        }
+        answer.lease_duration = auth.get("lease_duration").and_then(|v| v.as_u64()).unwrap_or(0);
+        answer.renewable = auth.get("renewable").and_then(|v| v.as_bool()).unwrap_or(false);
+    }
+    match object.get_mut("data").map(serde_json::Value::take) {
+        Some(serde_json::Value::Object(mut data)) => {
+            let is_kv2 = data.len() == 2
+                && data.get("metadata").is_some_and(|m| m.is_object())
+                && data.get("data").is_some_and(|d| d.is_object() || d.is_null());
+            if is_kv2 {
+                answer.kv2 = true;
+                if let Some(serde_json::Value::Object(inner)) = data.remove("data") {
+                    answer.data = SecretData::new(inner);
+                }
+                let mut rest = serde_json::Value::Object(data);
+                crate::secret::scrub(&mut rest);
+            } else {
+                answer.data = SecretData::new(data);
+            }
+        }
+        Some(serde_json::Value::Null) | None => {}
+        Some(mut other) => {
+            crate::secret::scrub(&mut other);
+            return Err(Failure::Malformed("\"data\" is not an object".into()));
+        }
+    }
+    Ok(answer)
+}
+
+/// Describes a failure with no answer, naming a TLS problem when there is one.
+fn transport_failure(err: reqwest::Error) -> Failure {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(current) = source {
+        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
+            return Failure::Tls(tls.to_string());
+        }
+        source = current.source();
+    }
+    let mut chain = Vec::new();
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
+    while let Some(current) = source {
+        chain.push(current.to_string());
+        source = current.source();
+    }
+    let detail = chain.last().cloned().unwrap_or_else(|| err.to_string());
+    if err.is_timeout() {
+        Failure::Unreachable(format!("timed out ({detail})"))
+    } else {
+        Failure::Unreachable(detail)
+    }
+}
+
+/// Runs `attempt` until it succeeds, fails permanently, or `deadline`
+/// passes; transient failures are retried with full-jitter exponential
+/// backoff (50 ms doubling, capped at 2 s during start-up) or after the
+/// server's `Retry-After`.
+pub async fn with_retries<T, F, Fut>(deadline: Instant, what: &str, mut attempt: F) -> Result<T, Failure>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut tries: u32 = 0;
+    loop {
+        let now = Instant::now();
+        let remaining = deadline.saturating_duration_since(now);
+        let result = match tokio::time::timeout(remaining, attempt()).await {
+            Ok(result) => result,
+            Err(_) => {
+                return Err(Failure::Unreachable(
+                    "no answer before the start-up deadline".into(),
+                ))
+            }
+        };
+        let failure = match result {
+            Ok(value) => return Ok(value),
+            Err(failure) if failure.is_transient() => failure,
+            Err(failure) => return Err(failure),
+        };
+        let ceiling =
+            Duration::from_millis(50u64.saturating_mul(1 << tries.min(10))).min(Duration::from_secs(2));
+        let wait = failure.retry_after().unwrap_or_else(|| jitter(ceiling));
+        if Instant::now() + wait >= deadline {
+            return Err(failure);
+        }
+        tracing::debug!(
+            "{what}: {}; retrying in {}ms",
+            failure.describe(),
+            wait.as_millis()
+        );
+        tokio::time::sleep(wait).await;
+        tries += 1;
+    }
+}
+
+/// A uniformly random duration up to `ceiling` (full jitter), from a cheap
+/// generator seeded by the clock and pid: jitter needs spread, not secrecy.
+pub fn jitter(ceiling: Duration) -> Duration {
+    use std::cell::Cell;
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new({
+            let nanos = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(0);
+            (nanos ^ (u64::from(std::process::id()) << 32)) | 1
+        });
+    }
+    let random = STATE.with(|state| {
+        let mut x = state.get();
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        state.set(x);
+        x
+    });
+    let millis = ceiling.as_millis() as u64;
+    Duration::from_millis(if millis == 0 { 0 } else { random % (millis + 1) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Environment {
+        Environment::from_pairs(pairs)
+    }
+
+    #[test]
+    fn twins_agree_or_conflict() {
+        assert_eq!(
+            twin(&env(&[("BAO_ADDR", "http://b")]), "ADDR")
+                .unwrap()
+                .as_deref(),
+            Some("http://b")
+        );
+        assert_eq!(
+            twin(
+                &env(&[("VAULT_ADDR", "http://a"), ("BAO_ADDR", "http://a")]),
+                "ADDR"
+            )
+            .unwrap()
+            .as_deref(),
+            Some("http://a")
+        );
+        let err = twin(
+            &env(&[("VAULT_ADDR", "http://a"), ("BAO_ADDR", "http://b")]),
+            "ADDR",
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 78);
+        assert!(err.to_string().contains("VAULT_ADDR and BAO_ADDR"), "{err}");
+    }
+
+    #[test]
+    fn settings_need_a_valid_address() {
+        let none = VaultSettings::resolve(&env(&[]), &VaultSection::default()).unwrap_err();
+        assert!(none.to_string().contains("VAULT_ADDR"), "{none}");
+        let bad = VaultSettings::resolve(&env(&[("VAULT_ADDR", "vault:8200")]), &VaultSection::default());
+        assert_eq!(bad.unwrap_err().exit_code(), 78);
+        let skip = VaultSettings::resolve(
+            &env(&[("VAULT_ADDR", "https://v:8200"), ("VAULT_SKIP_VERIFY", "maybe")]),
+            &VaultSection::default(),
+        );
+        assert!(skip.unwrap_err().to_string().contains("VAULT_SKIP_VERIFY"));
+    }
+
+    #[test]
+    fn kv2_answers_are_unwrapped() {
+        let mut value = serde_json::json!({
+            "lease_id": "", "renewable": false, "lease_duration": 0,
+            "data": {"data": {"k": "v"}, "metadata": {"version": 2}}
+        });
+        let answer = answer_from(&mut value).unwrap();
+        assert!(answer.kv2);
+        assert_eq!(answer.data.field("k").unwrap().expose(), "v");
+        let mut value = serde_json::json!({"lease_id": "db/creds/x/1", "lease_duration": 60, "renewable": true,
+            "data": {"username": "u", "password": "p"}});
+        let answer = answer_from(&mut value).unwrap();
+        assert!(!answer.kv2);
+        assert_eq!(answer.lease_id.as_deref(), Some("db/creds/x/1"));
+        assert_eq!(answer.data.keys(), ["password", "username"]);
+    }
+
+    #[test]
+    fn transient_classes() {
+        let status = |code| Failure::Status {
+            code,
+            errors: String::new(),
+            retry_after: None,
+            kv2_hint: false,
+        };
+        for code in [500, 502, 503, 429, 412] {
+            assert!(status(code).is_transient(), "{code}");
+        }
+        for code in [400, 403, 404] {
+            assert!(!status(code).is_transient(), "{code}");
+        }
+        assert!(Failure::Unreachable("x".into()).is_transient());
+        assert!(!Failure::Tls("x".into()).is_transient());
+    }
+
+    #[test]
+    fn jitter_stays_below_the_ceiling_and_spreads() {
+        let samples: Vec<_> = (0..200).map(|_| jitter(Duration::from_millis(100))).collect();
+        assert!(samples.iter().all(|d| *d <= Duration::from_millis(100)));
+        let distinct: std::collections::HashSet<_> = samples.iter().collect();
+        assert!(distinct.len() > 20, "jitter barely varies: {}", distinct.len());
+    }
+}
