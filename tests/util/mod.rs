@@ -1,7 +1,10 @@
 //! Shared helpers for the integration tests: run the real `vinit` binary as
 //! PID 1 in a fresh PID namespace or as a subreaper, drive the probe, read
 //! what it reported, and clean up every process even when an assertion fails.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)]
+
+pub mod fault;
+pub mod openbao;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -346,6 +349,15 @@ impl Report {
     /// A hexadecimal mask field (`sigblk`, `sigign`) as a number.
     pub fn mask(&self, key: &str) -> u64 {
         u64::from_str_radix(self.get(key), 16).expect("mask")
+    }
+
+    /// The app's environment variable `name`, if set.
+    pub fn env_var(&self, name: &str) -> Option<String> {
+        let prefix = format!("{name}=");
+        self.env
+            .iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .find_map(|e| e.strip_prefix(&prefix).map(str::to_string))
     }
 
     pub fn int(&self, key: &str) -> i32 {

@@ -1,0 +1,470 @@
+//! Secrets at start against a real OpenBao dev server: references in the
+//! environment (KV v1, KV v2 with versions, inline, login), AppRole (values,
+//! files, response-wrapped secret_id), templates into tmpfs files, PKI
+//! issuance, `--check`, and no secret in any log line.
+
+mod util;
+
+use std::os::unix::fs::MetadataExt;
+
+use util::openbao::OpenBao;
+use util::{Report, Scratch, Vinit};
+
+/// vinit against `bao` with the root token, reporting the app's view.
+fn vinit_with_token(bao: &OpenBao) -> Vinit {
+    Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root")
+}
+
+fn report_step(path: &std::path::Path) -> String {
+    format!("report={}", path.display())
+}
+
+#[test]
+fn kv2_references_versions_inline_and_login_reach_the_app() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "db_password=first", "api_key=k1"]);
+    bao.bao(&["kv", "put", "secret/app", "db_password=second", "api_key=k2"]);
+    let scratch = Scratch::new();
+    let report = scratch.path("report");
+    vinit_with_token(&bao)
+        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+        .env("OLD_PASSWORD", "vault:secret/data/app#db_password#1")
+        .env(
+            "DSN",
+            "key=${vault:secret/data/app#api_key};pw=${bao:secret/data/app#db_password}!",
+        )
+        .env("APP_TOKEN", "vault:login")
+        .env("PLAIN", "unchanged vault text")
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    let report = Report::read(&report);
+    assert_eq!(report.env_var("DB_PASSWORD").as_deref(), Some("second"));
+    assert_eq!(report.env_var("OLD_PASSWORD").as_deref(), Some("first"));
+    assert_eq!(report.env_var("DSN").as_deref(), Some("key=k2;pw=second!"));
+    assert_eq!(report.env_var("APP_TOKEN").as_deref(), Some("root"));
+    assert_eq!(report.env_var("PLAIN").as_deref(), Some("unchanged vault text"));
+    assert_eq!(report.env_var("VAULT_TOKEN"), None, "the token must be scrubbed");
+    assert_eq!(report.env_var("VAULT_ADDR").as_deref(), Some(bao.addr.as_str()));
+}
+
+#[test]
+fn kv1_and_vinit_ignore() {
+    let bao = OpenBao::start();
+    bao.bao(&["secrets", "enable", "-path=kv1", "-version=1", "kv"]);
+    bao.bao(&["kv", "put", "kv1/app", "user=alice"]);
+    let scratch = Scratch::new();
+    let report = scratch.path("report");
+    vinit_with_token(&bao)
+        .env("USER_NAME", "vault:kv1/app#user")
+        .env("LITERAL", "vault:not/a#reference")
+        .env("VINIT_IGNORE", "LITERAL")
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    let report = Report::read(&report);
+    assert_eq!(report.env_var("USER_NAME").as_deref(), Some("alice"));
+    assert_eq!(
+        report.env_var("LITERAL").as_deref(),
+        Some("vault:not/a#reference")
+    );
+}
+
+#[test]
+fn one_read_per_distinct_path_and_version() {
+    let scratch = Scratch::new();
+    let audit = scratch.path("audit.log");
+    let bao = OpenBao::start_with_audit_log(&audit);
+    bao.bao(&["kv", "put", "secret/app", "a=1", "b=2", "c=3"]);
+    bao.bao(&["kv", "put", "secret/app", "a=4", "b=5", "c=6"]);
+    let report = scratch.path("report");
+    vinit_with_token(&bao)
+        .env("A", "vault:secret/data/app#a")
+        .env("B", "vault:secret/data/app#b")
+        .env("C", "x${vault:secret/data/app#c}${vault:secret/data/app#a}")
+        .env("A1", "vault:secret/data/app#a#1")
+        .env("B1", "vault:secret/data/app#b#1")
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    let report = Report::read(&report);
+    assert_eq!(report.env_var("C").as_deref(), Some("x64"));
+    assert_eq!(report.env_var("B1").as_deref(), Some("2"));
+    let log = std::fs::read_to_string(&audit).unwrap();
+    let reads = log
+        .lines()
+        .filter(|l| {
+            l.contains("\"type\":\"request\"")
+                && l.contains("\"operation\":\"read\"")
+                && l.contains("\"path\":\"secret/data/app\"")
+        })
+        .count();
+    assert_eq!(
+        reads, 2,
+        "expected one read for the latest version and one for version 1"
+    );
+}
+
+#[test]
+fn approle_from_variables_files_and_a_wrapped_secret_id() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "db_password=pw"]);
+    bao.policy("app", &["secret/data/app"]);
+    let (role_id, secret_id) = bao.approle("app");
+    let scratch = Scratch::new();
+
+    // Inline values.
+    let report = scratch.path("r1");
+    Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VINIT_AUTH_METHOD", "approle")
+        .env("VINIT_ROLE_ID", &role_id)
+        .env("VINIT_SECRET_ID", &secret_id)
+        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    let seen = Report::read(&report);
+    assert_eq!(seen.env_var("DB_PASSWORD").as_deref(), Some("pw"));
+    assert_eq!(seen.env_var("VINIT_SECRET_ID"), None);
+
+    // Files with surrounding whitespace, as mounted secrets often are.
+    std::fs::write(scratch.path("role_id"), format!("\n{role_id}  \n")).unwrap();
+    std::fs::write(scratch.path("secret_id"), format!("{secret_id}\n")).unwrap();
+    let report = scratch.path("r2");
+    Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VINIT_AUTH_METHOD", "approle")
+        .env("VINIT_ROLE_ID_FILE", scratch.path("role_id"))
+        .env("VINIT_SECRET_ID_FILE", scratch.path("secret_id"))
+        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        Report::read(&report).env_var("DB_PASSWORD").as_deref(),
+        Some("pw")
+    );
+
+    // A response-wrapped secret_id: unwrapped once, refused the second time.
+    let wrapped = bao.bao_json(&["write", "-wrap-ttl=5m", "-f", "auth/approle/role/app/secret-id"])
+        ["wrap_info"]["token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let wrapped_run = || {
+        Vinit::subreaper()
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VINIT_AUTH_METHOD", "approle")
+            .env("VINIT_ROLE_ID", &role_id)
+            .env("VINIT_SECRET_ID", &wrapped)
+            .env("VINIT_SECRET_ID_WRAPPED", "true")
+            .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+            .probe(["exit=0"])
+            .run()
+    };
+    wrapped_run().expect_code(0);
+    let again = wrapped_run();
+    again.expect_code(77);
+    assert!(again.stderr.contains("VINIT_SECRET_ID"), "{}", again.stderr);
+}
+
+#[test]
+fn bad_credentials_and_policies_are_77_and_missing_things_65() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "db_password=pw", "api_key=k"]);
+    bao.policy("app", &["secret/data/app"]);
+    let (role_id, _) = bao.approle("app");
+
+    let finished = Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VINIT_AUTH_METHOD", "approle")
+        .env("VINIT_ROLE_ID", &role_id)
+        .env("VINIT_SECRET_ID", "not-the-secret-id")
+        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+        .probe(["exit=0"])
+        .run();
+    finished.expect_code(77);
+    assert!(
+        finished.stderr.contains("auth/approle/login"),
+        "{}",
+        finished.stderr
+    );
+    assert!(
+        !finished.stderr.contains("not-the-secret-id"),
+        "{}",
+        finished.stderr
+    );
+
+    let token = bao.bao_json(&["token", "create", "-policy=app"])["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    bao.bao(&["kv", "put", "secret/other", "x=1"]);
+    let finished = Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &token)
+        .env("OTHER", "vault:secret/data/other#x")
+        .probe(["exit=0"])
+        .run();
+    finished.expect_code(77);
+    assert!(
+        finished
+            .stderr
+            .contains("OTHER (secret/data/other): permission denied"),
+        "{}",
+        finished.stderr
+    );
+
+    let finished = vinit_with_token(&bao)
+        .env("DB_PASSWORD", "vault:secret/data/app#db_pasword")
+        .probe(["exit=0"])
+        .run();
+    finished.expect_code(65);
+    assert_eq!(
+        finished.stderr.trim(),
+        "vinit: DB_PASSWORD: secret/data/app has no key \"db_pasword\" (it has: api_key, db_password)"
+    );
+
+    let finished = vinit_with_token(&bao)
+        .env("DB_PASSWORD", "vault:secret/app#db_password")
+        .probe(["exit=0"])
+        .run();
+    finished.expect_code(65);
+    assert!(
+        finished.stderr.contains("secret/data/app"),
+        "KV v2 hint missing: {}",
+        finished.stderr
+    );
+}
+
+#[test]
+fn templates_render_into_tmpfs_files_with_mode_and_owner() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "db_password=pw", "api_key=k"]);
+    let scratch = Scratch::new();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    std::fs::write(
+        scratch.path("app.yaml.tmpl"),
+        "password: {{ secret(\"secret/data/app\").db_password }}\nkeys:{% for k in secret(\"secret/data/app\") %} {{ k }}{% endfor %}\n",
+    )
+    .unwrap();
+    let config = scratch.path("vinit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[template]]
+source = "app.yaml.tmpl"
+destination = "{out}/app.yaml"
+
+[[template]]
+contents = "{{{{ secret('secret/data/app').api_key }}}}"
+destination = "{out}/api_key"
+mode = "0440"
+"#,
+            out = out.path().display()
+        ),
+    )
+    .unwrap();
+    let report = scratch.path("report");
+    vinit_with_token(&bao)
+        .arg("--config")
+        .arg(&config)
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    let yaml = out.path().join("app.yaml");
+    assert_eq!(
+        std::fs::read_to_string(&yaml).unwrap(),
+        "password: pw\nkeys: api_key db_password\n"
+    );
+    let meta = std::fs::metadata(&yaml).unwrap();
+    assert_eq!(meta.mode() & 0o7777, 0o400, "default mode");
+    assert_eq!(meta.uid(), nix::unistd::getuid().as_raw());
+    let key = out.path().join("api_key");
+    assert_eq!(std::fs::read_to_string(&key).unwrap(), "k");
+    assert_eq!(std::fs::metadata(&key).unwrap().mode() & 0o7777, 0o440);
+    let names: Vec<_> = std::fs::read_dir(out.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 2, "temp files left behind: {names:?}");
+}
+
+#[test]
+fn pki_issuance_renders_certificate_and_key() {
+    let bao = OpenBao::start();
+    bao.bao(&["secrets", "enable", "pki"]);
+    bao.bao(&[
+        "write",
+        "pki/root/generate/internal",
+        "common_name=test-ca",
+        "ttl=24h",
+    ]);
+    bao.bao(&[
+        "write",
+        "pki/roles/web",
+        "allowed_domains=internal",
+        "allow_subdomains=true",
+        "max_ttl=2h",
+    ]);
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let scratch = Scratch::new();
+    let config = scratch.path("vinit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[[issue]]
+name = "tls"
+path = "pki/issue/web"
+data = {{ common_name = "web.internal", ttl = "1h" }}
+
+[[template]]
+contents = "{{{{ issued('tls').certificate }}}}\n"
+destination = "{out}/tls.crt"
+
+[[template]]
+contents = "{{{{ issued('tls').private_key }}}}\n"
+destination = "{out}/tls.key"
+"#,
+            out = out.path().display()
+        ),
+    )
+    .unwrap();
+    vinit_with_token(&bao)
+        .arg("--config")
+        .arg(&config)
+        .probe(["exit=0"])
+        .run()
+        .expect_code(0);
+    let cert = std::fs::read_to_string(out.path().join("tls.crt")).unwrap();
+    let key = std::fs::read_to_string(out.path().join("tls.key")).unwrap();
+    assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"), "{cert}");
+    assert!(key.contains("PRIVATE KEY-----"), "not a key");
+    let serials = bao.bao_json(&["list", "pki/certs"]);
+    assert_eq!(
+        serials.as_array().map(Vec::len),
+        Some(2),
+        "one root and exactly one issued certificate"
+    );
+}
+
+#[test]
+fn check_lists_reads_without_contacting_vault_and_online_proves_access() {
+    let scratch = Scratch::new();
+    let config = scratch.path("vinit.toml");
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    std::fs::write(
+        &config,
+        format!(
+            "[[template]]\ncontents = \"{{{{ secret('secret/data/app', version=1).api_key }}}}\"\ndestination = \"{}/k\"\n\
+             [[issue]]\nname = \"tls\"\npath = \"pki/issue/web\"\n",
+            out.path().display()
+        ),
+    )
+    .unwrap();
+    let unreachable = format!("http://127.0.0.1:{}", util::openbao::free_port());
+    let finished = Vinit::subreaper()
+        .env("VAULT_ADDR", &unreachable)
+        .env("VAULT_TOKEN", "never-printed-token")
+        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+        .args(["--check", "--config"])
+        .arg(&config)
+        .probe(["exit=3"])
+        .run();
+    finished.expect_code(0);
+    let out_text = finished.stdout_text();
+    for line in [
+        "env DB_PASSWORD: read secret/data/app key db_password",
+        "(mode 0400): read secret/data/app (version 1)",
+        "issue tls: write pki/issue/web",
+    ] {
+        assert!(out_text.contains(line), "missing {line:?} in:\n{out_text}");
+    }
+    assert!(!out_text.contains("never-printed-token"));
+    assert_eq!(
+        std::fs::read_dir(out.path()).unwrap().count(),
+        0,
+        "--check wrote a file"
+    );
+
+    let finished = Vinit::subreaper()
+        .env("VAULT_TOKEN", "t")
+        .arg("--check")
+        .arg("no-such-command")
+        .run();
+    finished.expect_code(127);
+
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "db_password=pw"]);
+    let online = |var: &str| {
+        vinit_with_token(&bao)
+            .env("DB_PASSWORD", var)
+            .args(["--check", "--online"])
+            .probe(["exit=3"])
+            .run()
+    };
+    let finished = online("vault:secret/data/app#db_password");
+    finished.expect_code(0);
+    assert!(finished
+        .stdout_text()
+        .contains("online: logged in and read every secret"));
+    let finished = online("vault:secret/data/app#nope");
+    finished.expect_code(65);
+}
+
+#[test]
+fn no_secret_value_appears_in_trace_logs() {
+    let bao = OpenBao::start();
+    let password = "pw-3f9a1c77";
+    bao.bao(&["kv", "put", "secret/app", &format!("db_password={password}")]);
+    bao.policy("app", &["secret/data/app"]);
+    let (role_id, secret_id) = bao.approle("app");
+    let scratch = Scratch::new();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let config = scratch.path("vinit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[template]]\ncontents = \"{{{{ secret('secret/data/app').db_password }}}}\"\ndestination = \"{}/pw\"\n",
+            out.path().display()
+        ),
+    )
+    .unwrap();
+    for format in ["text", "json"] {
+        let finished = Vinit::subreaper()
+            .env("VINIT_LOG", "trace")
+            .env("VINIT_LOG_FORMAT", format)
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VINIT_AUTH_METHOD", "approle")
+            .env("VINIT_ROLE_ID", &role_id)
+            .env("VINIT_SECRET_ID", &secret_id)
+            .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+            .env("TOKEN", "vault:login")
+            .arg("--config")
+            .arg(&config)
+            .probe([report_step(&scratch.path(format))])
+            .run();
+        finished.expect_code(0);
+        assert!(
+            finished.stderr.contains("reading secret/data/app"),
+            "no trace of the read:\n{}",
+            finished.stderr
+        );
+        let token = Report::read(&scratch.path(format))
+            .env_var("TOKEN")
+            .expect("the login token");
+        assert!(token.len() > 10);
+        for secret in [password, secret_id.as_str(), token.as_str()] {
+            assert!(
+                !finished.stderr.contains(secret),
+                "{secret:?} leaked into the {format} log"
+            );
+        }
+        assert_eq!(std::fs::read_to_string(out.path().join("pw")).unwrap(), password);
+    }
+}

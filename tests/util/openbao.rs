@@ -1,0 +1,200 @@
+//! A real OpenBao dev server for one test: started on a free loopback port
+//! from the project's pinned binary (`scripts/openbao.sh path`), configured
+//! through the `bao` CLI, killed when the guard drops.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// The pinned `bao` binary, installed by the project's script if missing.
+pub fn bao_binary() -> &'static PathBuf {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| {
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/openbao.sh");
+        let output = Command::new(script)
+            .arg("path")
+            .output()
+            .expect("scripts/openbao.sh");
+        assert!(
+            output.status.success(),
+            "installing OpenBao failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        PathBuf::from(String::from_utf8_lossy(&output.stdout).trim())
+    })
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running dev server with root token `root`.
+pub struct OpenBao {
+    child: Child,
+    pub addr: String,
+    _config: Option<tempfile::NamedTempFile>,
+}
+
+impl OpenBao {
+    pub fn start() -> OpenBao {
+        Self::start_with_config(None)
+    }
+
+    /// A dev server that writes an audit log (one JSON line per request and
+    /// response) to `log`; OpenBao only takes audit devices from its config.
+    pub fn start_with_audit_log(log: &std::path::Path) -> OpenBao {
+        let mut config = tempfile::NamedTempFile::new().unwrap();
+        use std::io::Write;
+        writeln!(
+            config,
+            "audit \"file\" \"log\" {{\n  options = {{\n    file_path = \"{}\"\n  }}\n}}",
+            log.display()
+        )
+        .unwrap();
+        Self::start_with_config(Some(config))
+    }
+
+    fn start_with_config(config: Option<tempfile::NamedTempFile>) -> OpenBao {
+        for _ in 0..5 {
+            let port = free_port();
+            let mut command = Command::new(bao_binary());
+            command.args(["server", "-dev", "-dev-root-token-id=root"]);
+            if let Some(file) = &config {
+                command.arg(format!("-config={}", file.path().display()));
+            }
+            let child = command
+                .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("bao server -dev");
+            let mut server = OpenBao {
+                child,
+                addr: format!("http://127.0.0.1:{port}"),
+                _config: None,
+            };
+            if server.wait_until_up() {
+                server._config = config;
+                return server;
+            }
+        }
+        panic!("OpenBao did not start");
+    }
+
+    fn wait_until_up(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false; // the port was taken; try another
+            }
+            if self.try_bao(&["status"]).is_ok() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(bao_binary());
+        command
+            .args(args)
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", "root");
+        command.env_remove("VAULT_NAMESPACE");
+        command
+    }
+
+    fn try_bao(&self, args: &[&str]) -> Result<String, String> {
+        let output = self.command(args).output().map_err(|e| e.to_string())?;
+        if output.status.success() {
+            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+        } else {
+            Err(String::from_utf8_lossy(&output.stderr).into_owned())
+        }
+    }
+
+    /// Runs `bao ARGS...` against this server as root; panics on failure.
+    pub fn bao(&self, args: &[&str]) -> String {
+        self.try_bao(args)
+            .unwrap_or_else(|err| panic!("bao {args:?} failed: {err}"))
+    }
+
+    /// Runs `bao ARGS... -format=json` and parses the answer.
+    pub fn bao_json(&self, args: &[&str]) -> serde_json::Value {
+        let output = self
+            .command(args)
+            .env("VAULT_FORMAT", "json")
+            .output()
+            .expect("bao");
+        assert!(
+            output.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).expect("bao json")
+    }
+
+    /// Feeds `input` to `bao ARGS...` on stdin (policies, PEM data).
+    pub fn bao_stdin(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("bao");
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let output = child.wait_with_output().unwrap();
+        assert!(
+            output.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
+    /// Enables AppRole with a role `app` allowed `policy`; returns (role_id, secret_id).
+    pub fn approle(&self, policy: &str) -> (String, String) {
+        self.bao(&["auth", "enable", "approle"]);
+        self.bao(&[
+            "write",
+            "auth/approle/role/app",
+            &format!("token_policies={policy}"),
+            "token_ttl=1h",
+        ]);
+        let role_id = self.bao_json(&["read", "auth/approle/role/app/role-id"])["data"]["role_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let secret_id = self.bao_json(&["write", "-f", "auth/approle/role/app/secret-id"])["data"]
+            ["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        (role_id, secret_id)
+    }
+
+    /// A policy named `name` that may read (and write, for PKI) `paths`.
+    pub fn policy(&self, name: &str, paths: &[&str]) {
+        let rules: String = paths
+            .iter()
+            .map(|p| format!("path \"{p}\" {{ capabilities = [\"read\", \"create\", \"update\"] }}\n"))
+            .collect();
+        self.bao_stdin(&["policy", "write", name, "-"], &rules);
+    }
+}
+
+impl Drop for OpenBao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
