@@ -369,12 +369,8 @@ fn answer_from(value: &mut serde_json::Value) -> Result<Answer, Failure> {
 
 /// Describes a failure with no answer, naming a TLS problem when there is one.
 fn transport_failure(err: reqwest::Error) -> Failure {
-    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
-    while let Some(current) = source {
-        if let Some(tls) = current.downcast_ref::<rustls::Error>() {
-            return Failure::Tls(tls.to_string());
-        }
-        source = current.source();
+    if let Some(tls) = find_tls_error(&err) {
+        return Failure::Tls(tls.to_string());
     }
     let mut chain = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(&err);
@@ -388,6 +384,21 @@ fn transport_failure(err: reqwest::Error) -> Failure {
     } else {
         Failure::Unreachable(detail)
     }
+}
+
+/// The rustls error behind a transport error, if any. It may sit inside
+/// nested `io::Error`s, whose `source()` skips the error they carry, so
+/// each one is also opened with `get_ref()`.
+fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    if let Some(inner) = err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        if let Some(tls) = find_tls_error(inner) {
+            return Some(tls);
+        }
+    }
+    err.source().and_then(find_tls_error)
 }
 
 /// Runs `attempt` until it succeeds, fails permanently, or `deadline`
@@ -537,6 +548,16 @@ mod tests {
         }
         assert!(Failure::Unreachable("x".into()).is_transient());
         assert!(!Failure::Tls("x".into()).is_transient());
+    }
+
+    #[test]
+    fn tls_errors_are_found_inside_nested_io_errors() {
+        let tls = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
+        let inner = std::io::Error::new(std::io::ErrorKind::InvalidData, tls);
+        let outer = std::io::Error::other(inner);
+        let found = find_tls_error(&outer).expect("the rustls error");
+        assert!(found.to_string().contains("UnknownIssuer"), "{found}");
+        assert!(find_tls_error(&std::io::Error::other("plain")).is_none());
     }
 
     #[test]

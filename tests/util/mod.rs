@@ -4,6 +4,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod fault;
+pub mod keys;
 pub mod openbao;
 
 use std::collections::HashMap;

@@ -38,11 +38,43 @@ pub struct OpenBao {
     child: Child,
     pub addr: String,
     _config: Option<tempfile::NamedTempFile>,
+    /// With TLS: the CA that signed the server's certificate.
+    pub ca_cert: Option<PathBuf>,
+    _tls_dir: Option<tempfile::TempDir>,
 }
 
 impl OpenBao {
     pub fn start() -> OpenBao {
         Self::start_with_config(None)
+    }
+
+    /// A dev server on https (`-dev-tls`: a fresh CA, a certificate for
+    /// localhost and 127.0.0.1).
+    pub fn start_tls() -> OpenBao {
+        for _ in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let port = free_port();
+            let child = Command::new(bao_binary())
+                .args(["server", "-dev", "-dev-root-token-id=root", "-dev-tls"])
+                .arg(format!("-dev-tls-cert-dir={}", dir.path().display()))
+                .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("bao server -dev-tls");
+            let mut server = OpenBao {
+                child,
+                addr: format!("https://127.0.0.1:{port}"),
+                _config: None,
+                ca_cert: Some(dir.path().join("vault-ca.pem")),
+                _tls_dir: Some(dir),
+            };
+            if server.wait_until_up() {
+                return server;
+            }
+        }
+        panic!("OpenBao with TLS did not start");
     }
 
     /// A dev server that writes an audit log (one JSON line per request and
@@ -78,6 +110,8 @@ impl OpenBao {
                 child,
                 addr: format!("http://127.0.0.1:{port}"),
                 _config: None,
+                ca_cert: None,
+                _tls_dir: None,
             };
             if server.wait_until_up() {
                 server._config = config;
@@ -108,6 +142,9 @@ impl OpenBao {
             .env("VAULT_ADDR", &self.addr)
             .env("VAULT_TOKEN", "root");
         command.env_remove("VAULT_NAMESPACE");
+        if let Some(ca) = &self.ca_cert {
+            command.env("VAULT_CACERT", ca);
+        }
         command
     }
 
