@@ -468,3 +468,56 @@ fn no_secret_value_appears_in_trace_logs() {
         assert_eq!(std::fs::read_to_string(out.path().join("pw")).unwrap(), password);
     }
 }
+
+#[test]
+fn dynamic_database_credentials_come_from_one_lease_and_work() {
+    let pg = util::postgres::Postgres::start();
+    let bao = OpenBao::start();
+    bao.bao(&["secrets", "enable", "database"]);
+    bao.bao(&[
+        "write",
+        "database/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        "allowed_roles=app",
+        &format!("connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port),
+        "username=vault",
+        "password=vaultpw",
+    ]);
+    bao.bao(&[
+        "write",
+        "database/roles/app",
+        "db_name=pg",
+        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        "default_ttl=1h",
+    ]);
+    let scratch = Scratch::new();
+    let report = scratch.path("report");
+    vinit_with_token(&bao)
+        .env("DB_USER", "vault:database/creds/app#username")
+        .env("DB_PASSWORD", "vault:database/creds/app#password")
+        .env(
+            "DATABASE_URL",
+            "postgres://${vault:database/creds/app#username}:${vault:database/creds/app#password}@db/app",
+        )
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    let seen = Report::read(&report);
+    let user = seen.env_var("DB_USER").unwrap();
+    let password = seen.env_var("DB_PASSWORD").unwrap();
+    assert_eq!(
+        seen.env_var("DATABASE_URL").unwrap(),
+        format!("postgres://{user}:{password}@db/app")
+    );
+    assert_eq!(
+        pg.login(&user, &password).as_deref(),
+        Ok(user.as_str()),
+        "the credentials do not work"
+    );
+    let leases = bao.bao_json(&["list", "sys/leases/lookup/database/creds/app"]);
+    assert_eq!(
+        leases.as_array().map(Vec::len),
+        Some(1),
+        "the references did not share one lease: {leases}"
+    );
+}

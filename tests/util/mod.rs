@@ -6,6 +6,7 @@
 pub mod fault;
 pub mod keys;
 pub mod openbao;
+pub mod postgres;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
