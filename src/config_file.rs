@@ -127,8 +127,9 @@ impl<'de> Deserialize<'de> for FileMode {
 }
 
 impl ConfigFile {
-    /// Reads and validates the file; relative paths become relative to its
-    /// directory.
+    /// Reads and validates the file; every relative path in it (templates,
+    /// credential files, CA and client certificates) becomes relative to the
+    /// file's own directory.
     pub fn load(path: &Path) -> Result<ConfigFile, Error> {
         let text = std::fs::read_to_string(path).map_err(|err| {
             Error::config(format!("{}: cannot read the config file: {err}", path.display()))
@@ -150,6 +151,24 @@ impl ConfigFile {
         for template in &mut self.templates {
             template.source.as_mut().map(fix);
             fix(&mut template.destination);
+        }
+        let auth = &mut self.auth;
+        for path in [
+            &mut auth.token_file,
+            &mut auth.role_id_file,
+            &mut auth.secret_id_file,
+            &mut auth.jwt_file,
+        ] {
+            path.as_mut().map(fix);
+        }
+        let vault = &mut self.vault;
+        for path in [
+            &mut vault.ca_cert,
+            &mut vault.ca_path,
+            &mut vault.client_cert,
+            &mut vault.client_key,
+        ] {
+            path.as_mut().map(fix);
         }
     }
 
@@ -218,6 +237,7 @@ mod tests {
             [auth]
             method = "approle"
             role_id_file = "/run/role_id"
+            secret_id_file = "secret_id"
             [env]
             A = "vault:secret/data/a#k"
             [[template]]
@@ -237,6 +257,14 @@ mod tests {
         );
         assert_eq!(config.templates[0].destination, dir.path().join("out/app.conf"));
         assert_eq!(config.templates[0].mode, Some(FileMode(0o440)));
+        assert_eq!(
+            config.auth.role_id_file.as_deref(),
+            Some(Path::new("/run/role_id"))
+        );
+        assert_eq!(
+            config.auth.secret_id_file.as_deref(),
+            Some(dir.path().join("secret_id").as_path())
+        );
         assert_eq!(
             config.issues[0].data["common_name"].as_str(),
             Some("web.internal")

@@ -521,3 +521,70 @@ fn dynamic_database_credentials_come_from_one_lease_and_work() {
         "the references did not share one lease: {leases}"
     );
 }
+
+#[test]
+fn namespaces_are_sent_with_every_request() {
+    let bao = OpenBao::start();
+    bao.bao(&["namespace", "create", "team-a"]);
+    bao.bao_in("team-a", &["secrets", "enable", "-path=secret", "kv-v2"]);
+    bao.bao_in("team-a", &["kv", "put", "secret/app", "db_password=team-a-pw"]);
+    bao.bao(&["kv", "put", "secret/app", "db_password=root-pw"]);
+    let scratch = Scratch::new();
+    for (namespace, expected) in [(Some("team-a"), "team-a-pw"), (None, "root-pw")] {
+        let report = scratch.path("report");
+        let _ = std::fs::remove_file(&report);
+        let mut vinit = vinit_with_token(&bao).env("DB_PASSWORD", "vault:secret/data/app#db_password");
+        if let Some(namespace) = namespace {
+            vinit = vinit.env("BAO_NAMESPACE", namespace);
+        }
+        vinit.probe([report_step(&report)]).run().expect_code(0);
+        let seen = Report::read(&report);
+        assert_eq!(
+            seen.env_var("DB_PASSWORD").as_deref(),
+            Some(expected),
+            "namespace {namespace:?}"
+        );
+        assert_eq!(
+            seen.env_var("BAO_NAMESPACE").as_deref(),
+            namespace,
+            "the namespace stays for the app"
+        );
+    }
+}
+
+#[test]
+fn as_pid1_with_approle_references_and_a_template() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "db_password=pw1", "api_key=k1"]);
+    bao.policy("app", &["secret/data/app"]);
+    let (role_id, secret_id) = bao.approle("app");
+    let scratch = Scratch::new();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let config = scratch.path("vinit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nmethod = \"approle\"\nrole_id = \"{role_id}\"\nsecret_id_file = \"secret_id\"\n\
+             [[template]]\ncontents = \"api_key={{{{ secret('secret/data/app').api_key }}}}\\n\"\ndestination = \"{}/app.env\"\n",
+            out.path().display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(scratch.path("secret_id"), &secret_id).unwrap();
+    let report = scratch.path("report");
+    Vinit::pid1()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VINIT_CONFIG", &config)
+        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    let seen = Report::read(&report);
+    assert_eq!(seen.int("ppid"), 1, "vinit was not PID 1");
+    assert_eq!(seen.env_var("DB_PASSWORD").as_deref(), Some("pw1"));
+    assert_eq!(seen.env_var("VINIT_CONFIG"), None);
+    assert_eq!(
+        std::fs::read_to_string(out.path().join("app.env")).unwrap(),
+        "api_key=k1\n"
+    );
+}

@@ -163,6 +163,21 @@ impl OpenBao {
             .unwrap_or_else(|err| panic!("bao {args:?} failed: {err}"))
     }
 
+    /// Runs `bao ARGS...` inside `namespace`.
+    pub fn bao_in(&self, namespace: &str, args: &[&str]) -> String {
+        let output = self
+            .command(args)
+            .env("VAULT_NAMESPACE", namespace)
+            .output()
+            .expect("bao");
+        assert!(
+            output.status.success(),
+            "bao {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
     /// Runs `bao ARGS... -format=json` and parses the answer.
     pub fn bao_json(&self, args: &[&str]) -> serde_json::Value {
         let output = self
