@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing vinit needs on a fresh Debian machine
 # (as root): the musl target and tools, the PID-namespace and terminal tools
-# the tests use, and rustfmt/clippy. Quick when everything is already there.
+# the tests use, openssl (test keys), PostgreSQL's server (dynamic
+# credentials), the pinned OpenBao (scripts/openbao.sh), rustfmt/clippy.
+# Quick when everything is already there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -10,6 +12,12 @@ command -v musl-gcc >/dev/null || packages+=(musl-tools)
 command -v unshare >/dev/null || packages+=(util-linux)
 command -v script >/dev/null || packages+=(bsdutils)
 command -v file >/dev/null || packages+=(file)
+command -v openssl >/dev/null || packages+=(openssl)
+command -v curl >/dev/null || packages+=(curl)
+command -v runuser >/dev/null || packages+=(util-linux)
+command -v psql >/dev/null || packages+=(postgresql-client)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
+command -v python3 >/dev/null || packages+=(python3 python3-pip)
 if [ ${#packages[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${packages[@]}" >/dev/null
@@ -18,3 +26,6 @@ fi
 rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
 rustup component list --installed | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed | grep -q '^clippy' || rustup component add clippy
+
+# OpenBao for the integration tests: the pinned version, into .tools/.
+"$(dirname "$0")/openbao.sh" path >/dev/null

@@ -58,6 +58,7 @@ pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
     let env = Environment::capture();
     let log_settings = LogSettings::from_env(&env);
     logging::init(log_settings.as_ref().copied().unwrap_or_default());
+    tracing::debug!("{} starting", cli::VERSION);
     let outcome = log_settings.and_then(|log| {
         let args = cli::parse(argv.into_iter().skip(1))?;
         if args.help {

@@ -248,7 +248,13 @@ impl SecretsPlan {
         };
         let deadline = Instant::now() + timeout;
         let vault = Vault::new(settings)?;
+        tracing::debug!("contacting Vault at {}", settings.address);
         let login = auth.login(&vault, deadline).await?;
+        tracing::debug!(
+            "have a token; {} reads, {} issues",
+            self.reads.len(),
+            self.issues.len()
+        );
         let mut fetched = self.fetch(&vault, &login.token, deadline, dry_run).await?;
         fetched.token = Some(login.token);
 

@@ -18,6 +18,7 @@
 //! - `out=TEXT`, `err=TEXT`: write TEXT to stdout/stderr (`\n` as newline);
 //! - `outhex=HEX`: write raw bytes to stdout;
 //! - `cat`: copy stdin to stdout until end of file;
+//! - `stamp=FILE`: write CLOCK_MONOTONIC in nanoseconds (start-up benchmarks);
 //! - `sleep=MS`; `exit=N`; `raise=SIG` (die by SIG with its default action).
 //!
 //! Uses raw libc calls on purpose: it observes the process state and must
@@ -62,6 +63,7 @@ fn run(argv: &[OsString]) {
         let (name, value) = step.split_once('=').unwrap_or((&step, ""));
         match name {
             "report" => report(value, argv),
+            "stamp" => write_atomically(value, format!("{}\n", monotonic_nanos()).as_bytes()),
             "record" => {
                 block_all();
                 recorder = Some(value.to_string());
@@ -198,6 +200,16 @@ fn report(path: &str, argv: &[OsString]) {
     }
     lines.push(String::new());
     write_atomically(path, lines.join("\n").as_bytes());
+}
+
+fn monotonic_nanos() -> u128 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u128 * 1_000_000_000 + now.tv_nsec as u128
 }
 
 fn block_all() {

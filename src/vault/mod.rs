@@ -206,6 +206,8 @@ impl Vault {
                 })?;
                 builder = builder.resolve(name, target);
             }
+        } else {
+            builder = builder.tls_backend_preconfigured(tls::unused_config()?);
         }
         let http = builder.build().map_err(|err| {
             Error::config(format!(
