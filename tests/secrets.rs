@@ -588,3 +588,48 @@ fn as_pid1_with_approle_references_and_a_template() {
         "api_key=k1\n"
     );
 }
+
+#[test]
+fn token_file_config_env_section_and_template_owner() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "db_password=pw", "api_key=k"]);
+    let scratch = Scratch::new();
+    std::fs::write(scratch.path("token"), "  root\n").unwrap();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let config = scratch.path("vinit.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\ntoken_file = \"token\"\n\
+             [env]\nFROM_FILE = \"key=${{vault:secret/data/app#api_key}}\"\nPLAIN_FROM_FILE = \"hello\"\n\
+             DB_PASSWORD = \"vault:secret/data/app#api_key\"\n\
+             [[template]]\ncontents = \"x\"\ndestination = \"{}/owned\"\nowner = \"nobody\"\nmode = \"0440\"\n",
+            out.path().display()
+        ),
+    )
+    .unwrap();
+    let report = scratch.path("report");
+    Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+        .arg("--config")
+        .arg(&config)
+        .probe([report_step(&report)])
+        .run()
+        .expect_code(0);
+    let seen = Report::read(&report);
+    assert_eq!(seen.env_var("FROM_FILE").as_deref(), Some("key=k"));
+    assert_eq!(seen.env_var("PLAIN_FROM_FILE").as_deref(), Some("hello"));
+    assert_eq!(
+        seen.env_var("DB_PASSWORD").as_deref(),
+        Some("pw"),
+        "the environment wins over [env]"
+    );
+    let nobody = nix::unistd::User::from_name("nobody").unwrap().unwrap();
+    let meta = std::fs::metadata(out.path().join("owned")).unwrap();
+    assert_eq!(
+        (meta.uid(), meta.gid()),
+        (nobody.uid.as_raw(), nobody.gid.as_raw())
+    );
+    assert_eq!(meta.mode() & 0o7777, 0o440);
+}
