@@ -22,15 +22,7 @@ fn forwardable_signals() -> Vec<i32> {
 #[test]
 fn forwards_every_catchable_signal_as_pid1() {
     let scratch = Scratch::new();
-    let (record, ready) = (scratch.path("signals"), scratch.path("ready"));
-    let running = Vinit::pid1()
-        .probe([
-            format!("record={}", record.display()),
-            format!("ready={}", ready.display()),
-            "await=TERM".into(),
-        ])
-        .start();
-    wait_for_file(&ready);
+    let (running, record) = util::start_recorder(Vinit::pid1(), &scratch, "TERM");
     for signal in forwardable_signals() {
         running.signal(signal);
         wait_for_signal(&record, signal);
@@ -121,16 +113,11 @@ fn pgroup_forwards_to_the_whole_group_and_default_only_to_the_app() {
 #[test]
 fn rewrite_maps_and_drops_signals() {
     let scratch = Scratch::new();
-    let (record, ready) = (scratch.path("signals"), scratch.path("ready"));
-    let running = Vinit::pid1()
-        .args(["--rewrite", "TERM:QUIT", "--rewrite", "USR1:0"])
-        .probe([
-            format!("record={}", record.display()),
-            format!("ready={}", ready.display()),
-            "await=QUIT".into(),
-        ])
-        .start();
-    wait_for_file(&ready);
+    let (running, record) = util::start_recorder(
+        Vinit::pid1().args(["--rewrite", "TERM:QUIT", "--rewrite", "USR1:0"]),
+        &scratch,
+        "QUIT",
+    );
     running.signal(libc::SIGUSR1);
     running.signal(libc::SIGUSR2);
     wait_for_signal(&record, libc::SIGUSR2);
@@ -142,16 +129,8 @@ fn rewrite_maps_and_drops_signals() {
 #[test]
 fn rewrite_from_environment_twin() {
     let scratch = Scratch::new();
-    let (record, ready) = (scratch.path("signals"), scratch.path("ready"));
-    let running = Vinit::pid1()
-        .env("VINIT_REWRITE", "TERM:INT")
-        .probe([
-            format!("record={}", record.display()),
-            format!("ready={}", ready.display()),
-            "await=INT".into(),
-        ])
-        .start();
-    wait_for_file(&ready);
+    let (running, record) =
+        util::start_recorder(Vinit::pid1().env("VINIT_REWRITE", "TERM:INT"), &scratch, "INT");
     running.signal(libc::SIGTERM);
     running.wait().expect_code(0);
     assert_eq!(recorded(&record), [libc::SIGINT]);
@@ -265,15 +244,7 @@ fn subreaper_kills_its_own_leftovers_and_nothing_else() {
 #[test]
 fn survives_a_storm_of_1000_signals() {
     let scratch = Scratch::new();
-    let (record, ready) = (scratch.path("signals"), scratch.path("ready"));
-    let running = Vinit::pid1()
-        .probe([
-            format!("record={}", record.display()),
-            format!("ready={}", ready.display()),
-            "await=TERM".into(),
-        ])
-        .start();
-    wait_for_file(&ready);
+    let (running, record) = util::start_recorder(Vinit::pid1(), &scratch, "TERM");
     for i in 0..1000 {
         running.signal(if i % 2 == 0 { libc::SIGUSR1 } else { libc::SIGWINCH });
     }
@@ -407,16 +378,7 @@ fn app_leads_its_own_process_group_with_no_extra_descriptors() {
 #[test]
 fn vinit_leaves_the_working_directory_and_stays_idle() {
     let scratch = Scratch::new();
-    let (record, ready) = (scratch.path("signals"), scratch.path("ready"));
-    let running = Vinit::pid1()
-        .current_dir(scratch.dir())
-        .probe([
-            format!("record={}", record.display()),
-            format!("ready={}", ready.display()),
-            "await=TERM".into(),
-        ])
-        .start();
-    wait_for_file(&ready);
+    let (running, _record) = util::start_recorder(Vinit::pid1().current_dir(scratch.dir()), &scratch, "TERM");
     let cwd = std::fs::read_link(format!("/proc/{}/cwd", running.pid())).unwrap();
     assert_eq!(cwd, std::path::Path::new("/"));
     let switches = || {

@@ -49,6 +49,19 @@ pub enum Credential {
 }
 
 impl Credential {
+    /// An inline value wins over a file; each comes with the name of the
+    /// variable (or config key) it was given by, for messages.
+    fn first(value: Option<(&'static str, String)>, file: Option<(&'static str, PathBuf)>) -> Option<Self> {
+        match (value, file) {
+            (Some((variable, value)), _) => Some(Credential::Value {
+                variable,
+                value: SecretString::new(value),
+            }),
+            (None, Some((variable, path))) => Some(Credential::File { variable, path }),
+            (None, None) => None,
+        }
+    }
+
     pub fn read(&self) -> Result<SecretString, Error> {
         let (variable, value) = match self {
             Credential::Value { variable, value } => (*variable, value.expose().trim().to_string()),
@@ -110,20 +123,10 @@ impl AuthPlan {
         let path = |name: &str, fallback: &Option<PathBuf>| -> Result<Option<PathBuf>, Error> {
             Ok(text(name)?.map(PathBuf::from).or_else(|| fallback.clone()))
         };
-        let token = match (
-            super::twin(env, "TOKEN")?,
-            path("VINIT_TOKEN_FILE", &file.token_file)?,
-        ) {
-            (Some(value), _) => Some(Credential::Value {
-                variable: "VAULT_TOKEN",
-                value: SecretString::new(value),
-            }),
-            (None, Some(path)) => Some(Credential::File {
-                variable: "VINIT_TOKEN_FILE",
-                path,
-            }),
-            (None, None) => None,
-        };
+        let token = Credential::first(
+            super::twin(env, "TOKEN")?.map(|v| ("VAULT_TOKEN", v)),
+            path("VINIT_TOKEN_FILE", &file.token_file)?.map(|p| ("VINIT_TOKEN_FILE", p)),
+        );
         let method_name = text("VINIT_AUTH_METHOD")?.or_else(|| file.method.clone());
         let method =
             match method_name.as_deref() {
@@ -147,37 +150,16 @@ impl AuthPlan {
             .or_else(|| file.mount.clone())
             .map(|m| m.trim_matches('/').trim_start_matches("auth/").to_string())
             .unwrap_or_else(|| method.name().to_string());
-        let role_id = match (
-            text("VINIT_ROLE_ID")?,
-            path("VINIT_ROLE_ID_FILE", &file.role_id_file)?,
-        ) {
-            (Some(value), _) => Some(Credential::Value {
-                variable: "VINIT_ROLE_ID",
-                value: SecretString::new(value),
-            }),
-            (None, Some(path)) => Some(Credential::File {
-                variable: "VINIT_ROLE_ID_FILE",
-                path,
-            }),
-            (None, None) => file.role_id.clone().map(|value| Credential::Value {
-                variable: "role_id",
-                value: SecretString::new(value),
-            }),
-        };
-        let secret_id = match (
-            text("VINIT_SECRET_ID")?,
-            path("VINIT_SECRET_ID_FILE", &file.secret_id_file)?,
-        ) {
-            (Some(value), _) => Some(Credential::Value {
-                variable: "VINIT_SECRET_ID",
-                value: SecretString::new(value),
-            }),
-            (None, Some(path)) => Some(Credential::File {
-                variable: "VINIT_SECRET_ID_FILE",
-                path,
-            }),
-            (None, None) => None,
-        };
+        // The environment (value, then file) wins over the config file.
+        let role_id = Credential::first(
+            text("VINIT_ROLE_ID")?.map(|v| ("VINIT_ROLE_ID", v)),
+            path("VINIT_ROLE_ID_FILE", &file.role_id_file)?.map(|p| ("VINIT_ROLE_ID_FILE", p)),
+        )
+        .or_else(|| Credential::first(file.role_id.clone().map(|v| ("role_id", v)), None));
+        let secret_id = Credential::first(
+            text("VINIT_SECRET_ID")?.map(|v| ("VINIT_SECRET_ID", v)),
+            path("VINIT_SECRET_ID_FILE", &file.secret_id_file)?.map(|p| ("VINIT_SECRET_ID_FILE", p)),
+        );
         let secret_id_wrapped = match text("VINIT_SECRET_ID_WRAPPED")? {
             Some(v) => crate::options::parse_bool(&v)
                 .map_err(|e| Error::config(format!("VINIT_SECRET_ID_WRAPPED: {e}")))?,

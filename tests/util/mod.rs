@@ -294,6 +294,22 @@ pub fn wait_for_file(path: &Path) {
     wait_until(&format!("{}", path.display()), || path.exists().then_some(()));
 }
 
+/// Starts `vinit` running the probe as a signal recorder: it records every
+/// signal it gets until `until` arrives. Returns once the probe is ready,
+/// with the path of its record.
+pub fn start_recorder(vinit: Vinit, scratch: &Scratch, until: &str) -> (Running, PathBuf) {
+    let (record, ready) = (scratch.path("signals"), scratch.path("ready"));
+    let running = vinit
+        .probe([
+            format!("record={}", record.display()),
+            format!("ready={}", ready.display()),
+            format!("await={until}"),
+        ])
+        .start();
+    wait_for_file(&ready);
+    (running, record)
+}
+
 /// Signal numbers recorded by the probe's `record` step.
 pub fn recorded(path: &Path) -> Vec<i32> {
     fs::read_to_string(path)

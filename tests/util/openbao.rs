@@ -43,38 +43,24 @@ pub struct OpenBao {
     _tls_dir: Option<tempfile::TempDir>,
 }
 
+/// How a dev server is set up beyond the defaults.
+enum Flavour {
+    Plain,
+    /// With this config file (audit devices).
+    Config(tempfile::NamedTempFile),
+    /// `-dev-tls`, its CA and certificate written to a fresh directory.
+    Tls,
+}
+
 impl OpenBao {
     pub fn start() -> OpenBao {
-        Self::start_with_config(None)
+        Self::launch(Flavour::Plain)
     }
 
     /// A dev server on https (`-dev-tls`: a fresh CA, a certificate for
     /// localhost and 127.0.0.1).
     pub fn start_tls() -> OpenBao {
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            let port = free_port();
-            let child = Command::new(bao_binary())
-                .args(["server", "-dev", "-dev-root-token-id=root", "-dev-tls"])
-                .arg(format!("-dev-tls-cert-dir={}", dir.path().display()))
-                .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("bao server -dev-tls");
-            let mut server = OpenBao {
-                child,
-                addr: format!("https://127.0.0.1:{port}"),
-                _config: None,
-                ca_cert: Some(dir.path().join("vault-ca.pem")),
-                _tls_dir: Some(dir),
-            };
-            if server.wait_until_up() {
-                return server;
-            }
-        }
-        panic!("OpenBao with TLS did not start");
+        Self::launch(Flavour::Tls)
     }
 
     /// A dev server that writes an audit log (one JSON line per request and
@@ -88,30 +74,43 @@ impl OpenBao {
             log.display()
         )
         .unwrap();
-        Self::start_with_config(Some(config))
+        Self::launch(Flavour::Config(config))
     }
 
-    fn start_with_config(config: Option<tempfile::NamedTempFile>) -> OpenBao {
+    /// Starts the server on a free port; tries another port if it was taken.
+    fn launch(flavour: Flavour) -> OpenBao {
+        let (config, tls) = match flavour {
+            Flavour::Plain => (None, false),
+            Flavour::Config(file) => (Some(file), false),
+            Flavour::Tls => (None, true),
+        };
         for _ in 0..5 {
             let port = free_port();
+            let tls_dir = tls.then(|| tempfile::tempdir().unwrap());
             let mut command = Command::new(bao_binary());
             command.args(["server", "-dev", "-dev-root-token-id=root"]);
+            command.arg(format!("-dev-listen-address=127.0.0.1:{port}"));
             if let Some(file) = &config {
                 command.arg(format!("-config={}", file.path().display()));
             }
+            if let Some(dir) = &tls_dir {
+                command
+                    .arg("-dev-tls")
+                    .arg(format!("-dev-tls-cert-dir={}", dir.path().display()));
+            }
             let child = command
-                .arg(format!("-dev-listen-address=127.0.0.1:{port}"))
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("bao server -dev");
+            let scheme = if tls { "https" } else { "http" };
             let mut server = OpenBao {
                 child,
-                addr: format!("http://127.0.0.1:{port}"),
+                addr: format!("{scheme}://127.0.0.1:{port}"),
                 _config: None,
-                ca_cert: None,
-                _tls_dir: None,
+                ca_cert: tls_dir.as_ref().map(|d| d.path().join("vault-ca.pem")),
+                _tls_dir: tls_dir,
             };
             if server.wait_until_up() {
                 server._config = config;
