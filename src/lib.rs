@@ -103,10 +103,13 @@ fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
         )
         .await?;
         let command = PreparedCommand::new(program, &plan.command, &prepared.env)?;
-        drop(prepared.env);
         match plan.mode {
             Mode::Exec => {
                 abort_on_pending_stop_signal(&mut signals)?;
+                // No vinit stays behind to renew or revoke it later.
+                if let Some(token) = prepared.own_token.filter(|_| plan.revoke) {
+                    token.revoke().await;
+                }
                 tracing::debug!("exec {}", spawn::display_command(&plan.command));
                 Err(command.exec(&inherited))
             }

@@ -41,6 +41,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "VINIT_SECRET_ID_WRAPPED",
     "VINIT_ROLE",
     "VINIT_JWT_FILE",
+    "VINIT_REVOKE",
 ];
 
 /// Variables removed from the child's environment besides `VINIT_*`.
@@ -78,6 +79,9 @@ pub struct Plan {
     pub check: Option<Check>,
     /// Start-up deadline for Vault work.
     pub timeout: Duration,
+    /// Revoke the token vinit logged in with when it is no longer needed
+    /// (`VINIT_REVOKE`, default true).
+    pub revoke: bool,
     pub secrets: SecretsPlan,
 }
 
@@ -206,6 +210,10 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
         child_env,
         check,
         timeout,
+        revoke: match env.text("VINIT_REVOKE")? {
+            Some(text) => parse_bool(text).map_err(|e| Error::usage(format!("VINIT_REVOKE: {e}")))?,
+            None => true,
+        },
         secrets,
     })
 }

@@ -244,6 +244,7 @@ impl SecretsPlan {
             return Ok(Prepared {
                 env,
                 files: Written::default(),
+                own_token: None,
             });
         };
         let deadline = Instant::now() + timeout;
@@ -256,6 +257,11 @@ impl SecretsPlan {
             self.issues.len()
         );
         let mut fetched = self.fetch(&vault, &login.token, deadline, dry_run).await?;
+        let handed_to_app = self.env_refs.iter().any(|r| r.template.wants_login());
+        let own_token = (login.logged_in && !handed_to_app).then(|| OwnToken {
+            vault: vault.clone(),
+            token: login.token.clone(),
+        });
         fetched.token = Some(login.token);
 
         let mut extra = Vec::new();
@@ -289,7 +295,11 @@ impl SecretsPlan {
         } else {
             output::write_all(&files)?
         };
-        Ok(Prepared { env, files })
+        Ok(Prepared {
+            env,
+            files,
+            own_token,
+        })
     }
 
     /// Every distinct read and every issue, all at once.
@@ -359,6 +369,42 @@ enum Fetch {
 pub struct Prepared {
     pub env: Vec<(OsString, OsString)>,
     pub files: Written,
+    /// The token vinit logged in with, when no `vault:login` handed it to
+    /// the app: exec mode revokes it just before the exec.
+    pub own_token: Option<OwnToken>,
+}
+
+/// A token vinit obtained by logging in (never a user-supplied one).
+pub struct OwnToken {
+    vault: Vault,
+    token: SecretString,
+}
+
+impl std::fmt::Debug for OwnToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OwnToken(***)")
+    }
+}
+
+impl OwnToken {
+    /// `auth/token/revoke-self`, waiting at most 2 s; a failure is a
+    /// warning (the token then expires with its TTL), never fatal.
+    pub async fn revoke(self) {
+        let empty = serde_json::json!({});
+        let attempt = self
+            .vault
+            .write(Some(&self.token), "auth/token/revoke-self", &empty);
+        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
+            Ok(Ok(_)) => tracing::debug!("revoked the token vinit logged in with"),
+            Ok(Err(failure)) => {
+                tracing::warn!(
+                    "could not revoke vinit's token ({}); it expires with its TTL",
+                    failure.describe()
+                )
+            }
+            Err(_) => tracing::warn!("revoking vinit's token took over 2s; it expires with its TTL"),
+        }
+    }
 }
 
 fn template_job(section: &crate::config_file::TemplateSection) -> Result<TemplateJob, Error> {

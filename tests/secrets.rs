@@ -633,3 +633,40 @@ fn token_file_config_env_section_and_template_owner() {
     );
     assert_eq!(meta.mode() & 0o7777, 0o440);
 }
+
+#[test]
+fn exec_mode_revokes_the_token_vinit_logged_in_with() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "db_password=pw"]);
+    bao.policy("app", &["secret/data/app"]);
+    let (role_id, secret_id) = bao.approle("app");
+    let live_tokens = || {
+        bao.bao_json(&["list", "auth/token/accessors"])
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    };
+    let before = live_tokens();
+    let run = |extra: &[(&str, &str)]| {
+        let mut vinit = Vinit::subreaper()
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VINIT_AUTH_METHOD", "approle")
+            .env("VINIT_ROLE_ID", &role_id)
+            .env("VINIT_SECRET_ID", &secret_id)
+            .env("DB_PASSWORD", "vault:secret/data/app#db_password");
+        for (name, value) in extra {
+            vinit = vinit.env(name, *value);
+        }
+        vinit.arg("--exec").probe(["exit=0"]).run().expect_code(0);
+    };
+    run(&[]);
+    assert_eq!(live_tokens(), before, "exec mode left its token alive");
+    run(&[("APP_TOKEN", "vault:login")]);
+    assert_eq!(
+        live_tokens(),
+        before + 1,
+        "the token handed to the app must stay valid"
+    );
+    run(&[("VINIT_REVOKE", "false")]);
+    assert_eq!(live_tokens(), before + 2, "VINIT_REVOKE=false keeps the token");
+}
