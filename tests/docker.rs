@@ -150,3 +150,43 @@ fn orphans_inside_a_container_are_reaped() {
     docker(&["stop", &container.0]);
     assert_eq!(container.exit_code(), 0);
 }
+
+#[test]
+fn secrets_reach_the_app_but_never_docker_inspect() {
+    if !docker_wanted() {
+        return;
+    }
+    let bao = util::openbao::OpenBao::start();
+    let password = "s3cret-for-docker-7d1e";
+    bao.bao(&["kv", "put", "secret/app", &format!("db_password={password}")]);
+    let out = tempfile::tempdir().unwrap();
+    let name = format!("vinit-e2e-secrets-{}", std::process::id());
+    let container = Container(name.clone());
+    let status = Command::new("docker")
+        .args(["run", "--name", &name, "--network", "host"])
+        .args([
+            "-e",
+            &format!("VAULT_ADDR={}", bao.addr),
+            "-e",
+            "VAULT_TOKEN=root",
+        ])
+        .args(["-e", "DB_PASSWORD=vault:secret/data/app#db_password"])
+        .arg("-v")
+        .arg(format!("{}:/out", out.path().display()))
+        .args([image(), "/usr/bin/vinit-probe", "report=/out/report"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let report = util::Report::read(&out.path().join("report"));
+    assert_eq!(report.env_var("DB_PASSWORD").as_deref(), Some(password));
+    assert_eq!(report.env_var("VAULT_TOKEN"), None);
+    let inspect = docker(&["inspect", &container.0]);
+    assert!(
+        inspect.contains("vault:secret/data/app#db_password"),
+        "the reference should be visible"
+    );
+    assert!(
+        !inspect.contains(password),
+        "the secret value leaked into docker inspect"
+    );
+}
