@@ -97,12 +97,13 @@ fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
         if let Some(check) = plan.check {
             return check_mode(&mut signals, &plan, check).await;
         }
-        let prepared = during_startup(
+        let mut prepared = during_startup(
             &mut signals,
             plan.secrets.prepare(&plan.child_env, plan.timeout, false),
         )
         .await?;
         let command = PreparedCommand::new(program, &plan.command, &prepared.env)?;
+        secret::scrub_env(std::mem::take(&mut prepared.env));
         match plan.mode {
             Mode::Exec => {
                 abort_on_pending_stop_signal(&mut signals)?;

@@ -98,6 +98,13 @@ impl fmt::Debug for SecretData {
     }
 }
 
+/// Overwrites the values of an environment that held secrets, then drops it.
+pub fn scrub_env(env: Vec<(std::ffi::OsString, std::ffi::OsString)>) {
+    for (_, value) in env {
+        value.into_encoded_bytes().zeroize();
+    }
+}
+
 /// Overwrites every string inside a JSON value.
 pub fn scrub(value: &mut serde_json::Value) {
     match value {

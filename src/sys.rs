@@ -93,6 +93,17 @@ impl ExecImage {
     }
 }
 
+impl Drop for ExecImage {
+    /// The environment holds secret values: overwrite it (the child has its
+    /// own copy; in exec mode this never runs, the image is replaced).
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for entry in &mut self._envp {
+            std::mem::take(entry).into_bytes_with_nul().zeroize();
+        }
+    }
+}
+
 fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
     strings
         .iter()
