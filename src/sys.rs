@@ -55,6 +55,8 @@ pub fn block_all_signals() -> io::Result<InheritedSignals> {
 /// # Safety
 /// `argv` must point to `argc` valid NUL-terminated strings, as the C runtime
 /// guarantees for the arguments of `main`.
+// SAFETY: the contract is the caller's (see `# Safety`); main.rs passes
+// exactly what the C runtime gave it.
 pub unsafe fn args_from_c_main(argc: c_int, argv: *const *const c_char) -> Vec<OsString> {
     let count = usize::try_from(argc).unwrap_or(0);
     let mut args = Vec::with_capacity(count);
@@ -177,6 +179,8 @@ pub fn spawn(image: &ExecImage, setup: &ChildSetup) -> Result<libc::pid_t, Spawn
 ///
 /// # Safety
 /// Must only be called in a freshly forked child.
+// SAFETY: the contract is the caller's (see `# Safety`); only `spawn`
+// calls it, in the child, right after fork.
 unsafe fn exec_in_child(image: &ExecImage, setup: &ChildSetup, error_fd: c_int) -> ! {
     // SAFETY: all calls below are async-signal-safe and use memory prepared
     // before the fork; none allocates.
