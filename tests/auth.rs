@@ -63,16 +63,17 @@ fn kubernetes_login_with_a_token_review_and_a_rotating_token_file() {
     let token_file = scratch.path("token");
     std::fs::write(&token_file, format!("{service_account_token}\n")).unwrap();
     let report = scratch.path("report");
-    Vinit::subreaper()
-        .env("VAULT_ADDR", &bao.addr)
-        .env("VINIT_AUTH_METHOD", "kubernetes")
-        .env("VINIT_AUTH_MOUNT", "k8s")
-        .env("VINIT_ROLE", "app")
-        .env("VINIT_JWT_FILE", &token_file)
-        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
-        .probe([format!("report={}", report.display())])
-        .run()
-        .expect_code(0);
+    let vinit = || {
+        Vinit::subreaper()
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VINIT_AUTH_METHOD", "kubernetes")
+            .env("VINIT_AUTH_MOUNT", "k8s")
+            .env("VINIT_ROLE", "app")
+            .env("VINIT_JWT_FILE", &token_file)
+            .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+            .probe([format!("report={}", report.display())])
+    };
+    vinit().run().expect_code(0);
     expect_password(&report);
     assert!(
         review.served() >= 1,
@@ -81,15 +82,7 @@ fn kubernetes_login_with_a_token_review_and_a_rotating_token_file() {
 
     // The file is read at each login: a rotated (here: emptied) token is seen.
     std::fs::write(&token_file, "\n").unwrap();
-    let finished = Vinit::subreaper()
-        .env("VAULT_ADDR", &bao.addr)
-        .env("VINIT_AUTH_METHOD", "kubernetes")
-        .env("VINIT_AUTH_MOUNT", "k8s")
-        .env("VINIT_ROLE", "app")
-        .env("VINIT_JWT_FILE", &token_file)
-        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
-        .probe(["exit=0"])
-        .run();
+    let finished = vinit().run();
     finished.expect_code(78);
     assert!(finished.stderr.contains("VINIT_JWT_FILE"), "{}", finished.stderr);
 }

@@ -148,12 +148,7 @@ impl OpenBao {
     }
 
     fn try_bao(&self, args: &[&str]) -> Result<String, String> {
-        let output = self.command(args).output().map_err(|e| e.to_string())?;
-        if output.status.success() {
-            Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
-        } else {
-            Err(String::from_utf8_lossy(&output.stderr).into_owned())
-        }
+        run(self.command(args), args)
     }
 
     /// Runs `bao ARGS...` against this server as root; panics on failure.
@@ -164,32 +159,17 @@ impl OpenBao {
 
     /// Runs `bao ARGS...` inside `namespace`.
     pub fn bao_in(&self, namespace: &str, args: &[&str]) -> String {
-        let output = self
-            .command(args)
-            .env("VAULT_NAMESPACE", namespace)
-            .output()
-            .expect("bao");
-        assert!(
-            output.status.success(),
-            "bao {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout).trim().to_string()
+        let mut command = self.command(args);
+        command.env("VAULT_NAMESPACE", namespace);
+        run(command, args).unwrap_or_else(|err| panic!("bao {args:?} failed: {err}"))
     }
 
-    /// Runs `bao ARGS... -format=json` and parses the answer.
+    /// Runs `bao ARGS...` with JSON output and parses the answer.
     pub fn bao_json(&self, args: &[&str]) -> serde_json::Value {
-        let output = self
-            .command(args)
-            .env("VAULT_FORMAT", "json")
-            .output()
-            .expect("bao");
-        assert!(
-            output.status.success(),
-            "bao {args:?}: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        serde_json::from_slice(&output.stdout).expect("bao json")
+        let mut command = self.command(args);
+        command.env("VAULT_FORMAT", "json");
+        let text = run(command, args).unwrap_or_else(|err| panic!("bao {args:?} failed: {err}"));
+        serde_json::from_str(&text).expect("bao json")
     }
 
     /// Feeds `input` to `bao ARGS...` on stdin (policies, PEM data).
@@ -240,6 +220,16 @@ impl OpenBao {
             .map(|p| format!("path \"{p}\" {{ capabilities = [\"read\", \"create\", \"update\"] }}\n"))
             .collect();
         self.bao_stdin(&["policy", "write", name, "-"], &rules);
+    }
+}
+
+/// Runs a `bao` command: its trimmed stdout, or its stderr as the error.
+fn run(mut command: Command, args: &[&str]) -> Result<String, String> {
+    let output = command.output().map_err(|e| format!("bao {args:?}: {e}"))?;
+    if output.status.success() {
+        Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
+    } else {
+        Err(String::from_utf8_lossy(&output.stderr).into_owned())
     }
 }
 
