@@ -44,6 +44,12 @@ pub enum Error {
     Interrupted(i32),
 }
 
+impl From<crate::settings::NotText> for Error {
+    fn from(err: crate::settings::NotText) -> Self {
+        Error::usage(err)
+    }
+}
+
 impl Error {
     /// The documented exit code of this failure.
     pub fn exit_code(&self) -> i32 {

@@ -11,6 +11,7 @@
 //! - [`cli`]: the command line as typed, `--help`, `--version`;
 //! - [`options`]: flags + `VINIT_*` twins + config file into one validated
 //!   plan; the child's scrubbed environment;
+//! - [`settings`]: the leaf: environment snapshot, booleans, durations, lists;
 //! - [`config_file`]: the TOML schema; [`reference`]: `vault:PATH#KEY` parsing;
 //! - [`secrets`]: the start-up pipeline (what to read, fetch, render, write);
 //! - [`vault`]: the only code that speaks HTTP/TLS (settings, auth, retries);
@@ -35,6 +36,7 @@ pub mod reference;
 pub mod render;
 pub mod secret;
 pub mod secrets;
+pub mod settings;
 pub mod signals;
 pub mod spawn;
 pub mod supervise;
@@ -46,7 +48,8 @@ use std::future::Future;
 
 use error::Error;
 use logging::LogSettings;
-use options::{Check, Environment, Mode, Plan};
+use options::{Check, Mode, Plan};
+use settings::Environment;
 use signals::SignalSource;
 use spawn::PreparedCommand;
 use supervise::Forwarding;

@@ -11,7 +11,7 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::error::Error;
-use crate::options::Environment;
+use crate::settings::Environment;
 
 pub use tracing::level_filters::LevelFilter;
 

@@ -1,11 +1,11 @@
 //! Flags and their `VINIT_*` twins into one validated [`Plan`] (precedence:
 //! flag > environment > default). Only the plan leaves this module.
 //!
-//! Also owns the environment snapshot: which `VINIT_*` names exist (a typo is
-//! an error, never ignored) and what the child's environment is (vinit's own
-//! settings removed, nothing else added, removed or reordered).
+//! Also owns which `VINIT_*` names exist (a typo is an error, never ignored)
+//! and what the child's environment is (vinit's own settings removed, nothing
+//! else added, removed or reordered).
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use crate::config_file::ConfigFile;
 use crate::error::Error;
 use crate::logging::LogSettings;
 use crate::secrets::SecretsPlan;
+use crate::settings::{list, parse_bool, parse_duration, Environment};
 use crate::signals::Rewrites;
 
 /// Every `VINIT_*` variable vinit understands. Any other `VINIT_*` name is a
@@ -83,53 +84,6 @@ pub struct Plan {
     /// (`VINIT_REVOKE`, default true).
     pub revoke: bool,
     pub secrets: SecretsPlan,
-}
-
-/// vinit's environment as it was at start, in order.
-#[derive(Debug, Clone, Default)]
-pub struct Environment {
-    vars: Vec<(OsString, OsString)>,
-}
-
-impl Environment {
-    pub fn capture() -> Self {
-        Environment {
-            vars: std::env::vars_os().collect(),
-        }
-    }
-
-    #[cfg(test)]
-    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
-        Environment {
-            vars: pairs.iter().map(|(k, v)| (k.into(), v.into())).collect(),
-        }
-    }
-
-    /// The value of `name` as text; a non-UTF-8 value of a vinit setting is a
-    /// usage error naming the variable.
-    pub fn text(&self, name: &str) -> Result<Option<&str>, Error> {
-        match self.raw(name) {
-            None => Ok(None),
-            Some(value) => value
-                .to_str()
-                .map(Some)
-                .ok_or_else(|| Error::usage(format!("{name}: the value is not valid UTF-8"))),
-        }
-    }
-
-    fn raw(&self, name: &str) -> Option<&OsStr> {
-        self.vars
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_os_str())
-    }
-
-    fn vinit_names(&self) -> impl Iterator<Item = &OsStr> {
-        self.vars
-            .iter()
-            .map(|(k, _)| k.as_os_str())
-            .filter(|k| k.as_bytes().starts_with(b"VINIT_"))
-    }
 }
 
 /// Builds the plan from the parsed command line and the environment.
@@ -313,57 +267,6 @@ fn child_environment(env: &Environment, passthrough: &[String]) -> Vec<(OsString
         .collect()
 }
 
-/// Splits a comma-separated list, trimming blanks.
-pub fn list(text: &str) -> Vec<String> {
-    text.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
-}
-
-/// `true`/`false`/`1`/`0`.
-pub fn parse_bool(text: &str) -> Result<bool, String> {
-    match text.trim() {
-        "true" | "1" => Ok(true),
-        "false" | "0" => Ok(false),
-        other => Err(format!("\"{other}\" is not a boolean (true, false, 1 or 0)")),
-    }
-}
-
-/// `500ms`, `2s`, `1m30s`, `1h`; a bare number is seconds.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let text = text.trim();
-    let bad = || format!("\"{text}\" is not a duration (e.g. 500ms, 2s, 1m30s; a bare number is seconds)");
-    if text.is_empty() {
-        return Err(bad());
-    }
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
-        let amount: u64 = rest[..digits].parse().map_err(|_| bad())?;
-        rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
-        let unit = match &rest[..unit_len] {
-            "ms" => Duration::from_millis(1),
-            "s" => Duration::from_secs(1),
-            "m" => Duration::from_secs(60),
-            "h" => Duration::from_secs(3600),
-            _ => return Err(bad()),
-        };
-        let part = unit
-            .checked_mul(u32::try_from(amount).map_err(|_| bad())?)
-            .ok_or_else(bad)?;
-        total = total.checked_add(part).ok_or_else(bad)?;
-        rest = &rest[unit_len..];
-    }
-    Ok(total)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -377,25 +280,6 @@ mod tests {
 
     fn plan_with(args: Args, env: &[(&str, &str)]) -> Result<Plan, Error> {
         plan(args, &Environment::from_pairs(env), LogSettings::default())
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("2s"), Ok(Duration::from_secs(2)));
-        assert_eq!(parse_duration("1m30s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
-        for bad in ["", "s", "5x", "1.5s", "-1s", "m1"] {
-            assert!(parse_duration(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn booleans() {
-        assert_eq!(parse_bool("true"), Ok(true));
-        assert_eq!(parse_bool("0"), Ok(false));
-        assert!(parse_bool("yes").is_err());
     }
 
     #[test]

@@ -16,11 +16,11 @@ use tokio::time::Instant;
 
 use crate::config_file::ConfigFile;
 use crate::error::Error;
-use crate::options::Environment;
 use crate::output::{self, FileOut, Written};
 use crate::reference::{self, Read, Template};
 use crate::render::{self, Fetched, TemplateText};
 use crate::secret::{SecretData, SecretString};
+use crate::settings::Environment;
 use crate::vault::auth::{super_error, AuthPlan};
 use crate::vault::{with_retries, Failure, Vault, VaultSettings};
 
@@ -79,7 +79,7 @@ impl SecretsPlan {
         child_env: &[(OsString, OsString)],
         config: Option<&ConfigFile>,
     ) -> Result<SecretsPlan, Error> {
-        let ignored = crate::options::list(env.text("VINIT_IGNORE")?.unwrap_or(""));
+        let ignored = crate::settings::list(env.text("VINIT_IGNORE")?.unwrap_or(""));
         let mut env_refs = Vec::new();
         for (index, (name, value)) in child_env.iter().enumerate() {
             let name = name.to_string_lossy();

@@ -9,8 +9,8 @@ use tokio::time::Instant;
 use super::{with_retries, Failure, Vault};
 use crate::config_file::AuthSection;
 use crate::error::Error;
-use crate::options::Environment;
 use crate::secret::SecretString;
+use crate::settings::Environment;
 
 const KUBERNETES_JWT: &str = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
@@ -161,7 +161,7 @@ impl AuthPlan {
             path("VINIT_SECRET_ID_FILE", &file.secret_id_file)?.map(|p| ("VINIT_SECRET_ID_FILE", p)),
         );
         let secret_id_wrapped = match text("VINIT_SECRET_ID_WRAPPED")? {
-            Some(v) => crate::options::parse_bool(&v)
+            Some(v) => crate::settings::parse_bool(&v)
                 .map_err(|e| Error::config(format!("VINIT_SECRET_ID_WRAPPED: {e}")))?,
             None => file.secret_id_wrapped.unwrap_or(false),
         };

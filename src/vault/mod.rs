@@ -23,8 +23,8 @@ use zeroize::Zeroize;
 
 use crate::config_file::VaultSection;
 use crate::error::Error;
-use crate::options::Environment;
 use crate::secret::{SecretData, SecretString};
+use crate::settings::Environment;
 use tls::TlsSettings;
 
 /// Where Vault is and how to talk to it.
@@ -55,8 +55,9 @@ pub fn twin(env: &Environment, name: &str) -> Result<Option<String>, Error> {
     }
 }
 
-fn to_config(err: Error) -> Error {
-    Error::config(err.to_string().lines().next().unwrap_or_default())
+/// A non-UTF-8 Vault setting is a configuration error (78), not a usage one.
+fn to_config(err: crate::settings::NotText) -> Error {
+    Error::config(err)
 }
 
 impl VaultSettings {
@@ -83,7 +84,7 @@ impl VaultSettings {
                 .or_else(|| fallback.clone()))
         };
         let skip_verify = match twin(env, "SKIP_VERIFY")? {
-            Some(text) => crate::options::parse_bool(&text)
+            Some(text) => crate::settings::parse_bool(&text)
                 .map_err(|e| Error::config(format!("VAULT_SKIP_VERIFY: {e}")))?,
             None => file.skip_verify.unwrap_or(false),
         };
