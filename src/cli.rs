@@ -22,6 +22,9 @@ pub struct Args {
     pub grace: Option<String>,
     pub timeout: Option<String>,
     pub config: Option<String>,
+    pub refresh: Option<String>,
+    pub debounce: Option<String>,
+    pub splay: Option<String>,
     pub check: bool,
     pub online: bool,
     /// COMMAND and its arguments, byte for byte.
@@ -42,6 +45,9 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             Long("grace") => args.grace = Some(text_value(&mut parser, "--grace")?),
             Long("timeout") => args.timeout = Some(text_value(&mut parser, "--timeout")?),
             Long("config") => args.config = Some(text_value(&mut parser, "--config")?),
+            Long("refresh") => args.refresh = Some(text_value(&mut parser, "--refresh")?),
+            Long("debounce") => args.debounce = Some(text_value(&mut parser, "--debounce")?),
+            Long("splay") => args.splay = Some(text_value(&mut parser, "--splay")?),
             Long("check") => args.check = true,
             Long("online") => args.online = true,
             Value(command) => {
@@ -70,7 +76,7 @@ pub const VERSION: &str = concat!("vinit ", env!("CARGO_PKG_VERSION"));
 /// Fits one screen (under 25 lines of at most 80 columns).
 pub const HELP: &str = "\
 vinit: a tiny PID 1 for containers that brings Vault/OpenBao secrets.
-Usage: vinit [OPTIONS] [--] COMMAND [ARG...]
+Usage: vinit [OPTIONS] [--] COMMAND [ARG...]    (-h, --help; -V, --version)
 
   ENTRYPOINT [\"/sbin/vinit\", \"--\"]
   ENV DB_PASSWORD=vault:secret/data/app#db_password  VAULT_ADDR=https://...
@@ -82,13 +88,15 @@ Options (each also set by its environment twin; the flag wins):
       --grace DURATION   leftovers' time before SIGKILL [5s]      VINIT_GRACE
       --config FILE      TOML: templates, issues, auth            VINIT_CONFIG
       --timeout DURATION start-up deadline for Vault [60s]        VINIT_TIMEOUT
-      --check            validate and list the reads, start nothing  VINIT_CHECK
-      --online           with --check: also log in and read         VINIT_ONLINE
-  -h, --help / -V, --version
+      --refresh DURATION re-check KV values [5m]                VINIT_REFRESH
+      --debounce DURATION  one change action per burst [1s]   VINIT_DEBOUNCE
+      --splay DURATION   random delay before a restart [0]       VINIT_SPLAY
+      --check            validate, list reads; --online reads too VINIT_CHECK
 
 Vault: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT... (or BAO_*), VINIT_AUTH_METHOD
 References: vault:PATH#KEY[#VERSION], ${vault:PATH#KEY}, vault:login
 Logs: VINIT_LOG=error|warn|info|debug|trace, VINIT_LOG_FORMAT=text|json
+Changes: on_change per template; VINIT_ENV_ON_CHANGE=ignore|restart
 Exit: COMMAND's status; 64 usage, 65 no such secret, 69 Vault unreachable,
 71 system, 73 cannot write, 77 denied, 78 config, 126/127 COMMAND.
 ";

@@ -38,6 +38,9 @@ pub struct ConfigFile {
     pub timeout: Option<String>,
     pub pgroup: Option<bool>,
     pub rewrite: Option<Vec<String>>,
+    pub refresh: Option<String>,
+    pub debounce: Option<String>,
+    pub splay: Option<String>,
     #[serde(default)]
     pub vault: VaultSection,
     #[serde(default)]

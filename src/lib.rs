@@ -13,20 +13,26 @@
 //!   plan; the child's scrubbed environment;
 //! - [`settings`]: the leaf: environment snapshot, booleans, durations, lists;
 //! - [`config_file`]: the TOML schema; [`reference`]: `vault:PATH#KEY` parsing;
-//! - [`secrets`]: the start-up pipeline (what to read, fetch, render, write);
+//! - [`secrets`]: the secrets core (what to read, rendering) and its
+//!   start-up pipeline (login, parallel reads, files);
+//! - [`running`]: running life: renewal, re-reads, re-rendering, change
+//!   actions, revocation at exit;
+//! - [`descriptors`]: inherited descriptors, closed after the spawn;
 //! - [`vault`]: the only code that speaks HTTP/TLS (settings, auth, retries);
 //! - [`render`]: pure rendering of env values and templates; [`output`]:
 //!   atomic file writes on tmpfs; [`secret`]: zeroizing secret types;
 //! - [`logging`]: vinit's own stderr lines (text or JSON);
 //! - [`signals`]: signal names, `--rewrite`, the signalfd source;
 //! - [`spawn`]: command resolution (126/127) and starting the child;
-//! - [`supervise`]: the event loop: forwarding, reaping, clean-up;
+//! - [`supervise`]: the event loop: forwarding, reaping, running life's
+//!   actions (signals, restarts), clean-up;
 //! - [`reaper`]: the one owner of `waitpid`; leftover processes;
 //! - [`sys`]: the only module with `unsafe` (fork/exec, masks, waitpid, kill);
 //! - [`error`]: failures and the exit-code table.
 
 pub mod cli;
 pub mod config_file;
+pub mod descriptors;
 pub mod error;
 pub mod logging;
 pub mod options;
@@ -34,6 +40,7 @@ pub mod output;
 pub mod reaper;
 pub mod reference;
 pub mod render;
+pub mod running;
 pub mod secret;
 pub mod secrets;
 pub mod settings;
@@ -46,18 +53,21 @@ pub mod vault;
 use std::ffi::OsString;
 use std::future::Future;
 
+use descriptors::Inherited;
 use error::Error;
 use logging::LogSettings;
 use options::{Check, Mode, Plan};
+use running::{EnvOnChange, RunningLife};
 use settings::Environment;
 use signals::SignalSource;
 use spawn::PreparedCommand;
-use supervise::Forwarding;
+use supervise::{Forwarding, Supervision};
 use sys::InheritedSignals;
 
 /// Runs vinit with `argv` (including `argv[0]`); returns the process exit
 /// code. `inherited` is the signal state captured before anything else ran.
 pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
+    let descriptors = Inherited::capture();
     let env = Environment::capture();
     let log_settings = LogSettings::from_env(&env);
     logging::init(log_settings.as_ref().copied().unwrap_or_default());
@@ -73,7 +83,7 @@ pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
             return Ok(0);
         }
         let plan = options::plan(args, &env, log)?;
-        run_plan(plan, inherited)
+        run_plan(plan, inherited, descriptors)
     });
     match outcome {
         Ok(code) => code,
@@ -84,7 +94,7 @@ pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
     }
 }
 
-fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
+fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> Result<i32, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -105,14 +115,17 @@ fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
             plan.secrets.prepare(&plan.child_env, plan.timeout, false),
         )
         .await?;
-        let command = PreparedCommand::new(program, &plan.command, &prepared.env)?;
-        secret::scrub_env(std::mem::take(&mut prepared.env));
+        let command = PreparedCommand::new(program.clone(), &plan.command, &prepared.env)?;
         match plan.mode {
             Mode::Exec => {
+                secret::scrub_env(std::mem::take(&mut prepared.env));
                 abort_on_pending_stop_signal(&mut signals)?;
                 // No vinit stays behind to renew or revoke it later.
-                if let Some(token) = prepared.own_token.filter(|_| plan.revoke) {
-                    token.revoke().await;
+                if let Some(vaulted) = &prepared.vaulted {
+                    if plan.life.revoke && vaulted.login.logged_in && !plan.secrets.hands_token_to_app() {
+                        let limit = running::REVOKE_LIMIT;
+                        secrets::startup::revoke_token(&vaulted.vault, &vaulted.login.token, limit).await;
+                    }
                 }
                 tracing::debug!("exec {}", spawn::display_command(&plan.command));
                 Err(command.exec(&inherited))
@@ -123,15 +136,48 @@ fn run_plan(plan: Plan, inherited: InheritedSignals) -> Result<i32, Error> {
                 prepared.files.keep();
                 tracing::debug!("started {} as pid {app}", spawn::display_command(&plan.command));
                 drop(command);
-                // Hold nothing the app could trip over (an unmountable cwd).
+                // Hold nothing the app could trip over (an unmountable cwd,
+                // a pipe it closes), unless a restart needs them again.
                 if let Err(err) = std::env::set_current_dir("/") {
                     tracing::debug!("cannot change directory to /: {err}");
                 }
-                let forwarding = Forwarding {
-                    to_group: plan.signal_group,
-                    rewrites: plan.rewrites,
+                let may_restart =
+                    plan.secrets.may_restart() || plan.life.env_on_change == EnvOnChange::Restart;
+                if !may_restart {
+                    descriptors.close();
+                }
+                let Plan {
+                    command: argv,
+                    signal_group,
+                    rewrites,
+                    grace,
+                    child_env,
+                    life,
+                    secrets,
+                    ..
+                } = plan;
+                let env = std::mem::take(&mut prepared.env);
+                let life = match prepared.vaulted {
+                    Some(vaulted) => RunningLife::new(secrets, vaulted, child_env, env, life),
+                    None => {
+                        secret::scrub_env(env);
+                        None
+                    }
                 };
-                Ok(supervise::supervise(&mut signals, app, &forwarding, plan.grace).await)
+                let mut respawn = |env: &[(OsString, OsString)]| {
+                    let command = PreparedCommand::new(program.clone(), &argv, env)?;
+                    command.spawn(inherited)
+                };
+                let supervision = Supervision {
+                    forwarding: Forwarding {
+                        to_group: signal_group,
+                        rewrites,
+                    },
+                    grace,
+                    life,
+                    respawn: &mut respawn,
+                };
+                Ok(supervise::supervise(&mut signals, app, supervision).await)
             }
         }
     })

@@ -13,6 +13,7 @@ use crate::cli::Args;
 use crate::config_file::ConfigFile;
 use crate::error::Error;
 use crate::logging::LogSettings;
+use crate::running::{EnvOnChange, LifeSettings};
 use crate::secrets::SecretsPlan;
 use crate::settings::{list, parse_bool, parse_duration, Environment};
 use crate::signals::Rewrites;
@@ -43,6 +44,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "VINIT_ROLE",
     "VINIT_JWT_FILE",
     "VINIT_REVOKE",
+    "VINIT_REFRESH",
+    "VINIT_DEBOUNCE",
+    "VINIT_SPLAY",
+    "VINIT_ENV_ON_CHANGE",
 ];
 
 /// Variables removed from the child's environment besides `VINIT_*`.
@@ -80,9 +85,8 @@ pub struct Plan {
     pub check: Option<Check>,
     /// Start-up deadline for Vault work.
     pub timeout: Duration,
-    /// Revoke the token vinit logged in with when it is no longer needed
-    /// (`VINIT_REVOKE`, default true).
-    pub revoke: bool,
+    /// Running life: refresh, debounce, splay, env changes, revocation.
+    pub life: LifeSettings,
     pub secrets: SecretsPlan,
 }
 
@@ -152,6 +156,56 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
     )?
     .unwrap_or(Duration::from_secs(60));
 
+    let life_duration = |flag: &Option<String>, name: &str, file_value: Option<&str>, default: Duration| {
+        duration_setting(
+            flag,
+            &format!("--{name}"),
+            env,
+            &format!("VINIT_{}", name.to_uppercase()),
+            file_value,
+        )
+        .map(|d| d.unwrap_or(default))
+    };
+    let refresh = life_duration(
+        &args.refresh,
+        "refresh",
+        file.and_then(|f| f.refresh.as_deref()),
+        Duration::from_secs(300),
+    )?;
+    if refresh.is_zero() {
+        return Err(Error::usage(
+            "--refresh: must be more than 0 (KV values are re-checked that often)",
+        ));
+    }
+    let life = LifeSettings {
+        refresh,
+        debounce: life_duration(
+            &args.debounce,
+            "debounce",
+            file.and_then(|f| f.debounce.as_deref()),
+            Duration::from_secs(1),
+        )?,
+        splay: life_duration(
+            &args.splay,
+            "splay",
+            file.and_then(|f| f.splay.as_deref()),
+            Duration::ZERO,
+        )?,
+        env_on_change: match env.text("VINIT_ENV_ON_CHANGE")?.map(str::trim) {
+            None | Some("ignore") => EnvOnChange::Ignore,
+            Some("restart") => EnvOnChange::Restart,
+            Some(other) => {
+                return Err(Error::usage(format!(
+                    "VINIT_ENV_ON_CHANGE: \"{other}\" is not ignore or restart"
+                )))
+            }
+        },
+        revoke: match env.text("VINIT_REVOKE")? {
+            Some(text) => parse_bool(text).map_err(|e| Error::usage(format!("VINIT_REVOKE: {e}")))?,
+            None => true,
+        },
+    };
+
     let child_env = child_environment(env, &passthrough);
     let secrets = SecretsPlan::build(env, &child_env, file)?;
     Ok(Plan {
@@ -164,10 +218,7 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
         child_env,
         check,
         timeout,
-        revoke: match env.text("VINIT_REVOKE")? {
-            Some(text) => parse_bool(text).map_err(|e| Error::usage(format!("VINIT_REVOKE: {e}")))?,
-            None => true,
-        },
+        life,
         secrets,
     })
 }

@@ -1,26 +1,37 @@
-//! The PID-1 event loop: forwards signals to the app, reaps every child, and
-//! when the app ends, ends what it left behind and returns its status.
+//! The PID-1 event loop: forwards signals to the app, reaps every child,
+//! carries out running life's actions on the app (signals, restarts), and
+//! when the app ends, ends what it left behind, has running life revoke
+//! what it holds, and returns the app's status.
 //!
 //! # Design
 //! One current-thread tokio loop owns everything that happens after the
 //! spawn. Its event sources are futures raced with `select!`:
 //! - the signalfd ([`SignalSource`]): SIGCHLD means "reap", anything else is
 //!   forwarded (after `--rewrite`) to the app or its process group;
-//! - timers (the `--grace` deadline now; token renewal and refresh timers
-//!   join here later);
-//! - later, Vault work: requests are futures on the same loop, never awaited
-//!   inline by a signal branch, so a slow Vault never delays forwarding or
-//!   reaping.
+//! - running life ([`RunningLife::next_action`]): its Vault requests run as
+//!   tasks on the same loop, never awaited inline by a signal branch, so a
+//!   slow or hanging Vault never delays forwarding or reaping;
+//! - timers: the `--grace` deadline of a restart or of the final clean-up.
 //!
-//! Nothing here may end vinit except the app's exit ("after the spawn, never
-//! bail"): errors are logged and the loop goes on. With no event due, the
-//! loop sleeps in `epoll_wait` and does not wake.
+//! A restart is the shutdown path (SIGTERM after `--rewrite`, `--grace`,
+//! SIGKILL, leftovers ended) followed by a new child with the fresh
+//! environment; vinit stays PID 1. A stop signal that arrives during a
+//! restart cancels the new start: vinit exits with the old child's status.
+//! When the new child cannot start (126/127), vinit revokes and exits with
+//! that code, so the orchestrator sees a failed container, not a silent one.
+//!
+//! Nothing else may end vinit ("after the spawn, never bail"): errors are
+//! logged and the loop goes on. With no event due, the loop sleeps in
+//! `epoll_wait` and does not wake.
 
+use std::ffi::OsString;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::error::Error;
 use crate::reaper::{Children, Leftovers, Reaper};
+use crate::running::{Action, RunningLife};
 use crate::signals::{self, Rewrites, SignalNumber, SignalSource};
 use crate::sys;
 
@@ -33,6 +44,18 @@ pub struct Forwarding {
 }
 
 impl Forwarding {
+    /// Sends `signal` as it is (a change action) to the app or its group.
+    fn send(&self, app: libc::pid_t, signal: SignalNumber) {
+        let target = if self.to_group { -app } else { app };
+        match sys::send_signal(target, signal) {
+            Ok(()) => tracing::debug!("sent {} to the app ({app})", signals::name(signal)),
+            Err(err) => tracing::debug!(
+                "could not send {} to the app ({app}): {err}",
+                signals::name(signal)
+            ),
+        }
+    }
+
     fn forward(&self, app: libc::pid_t, received: SignalNumber) {
         let name = signals::name(received);
         let Some(signal) = self.rewrites.apply(received) else {
@@ -52,39 +75,134 @@ impl Forwarding {
     }
 }
 
+/// Starts the app again with a fresh environment; returns its pid.
+pub type Respawn<'a> = dyn FnMut(&[(OsString, OsString)]) -> Result<libc::pid_t, Error> + 'a;
+
+/// Everything the loop needs besides the signals and the app's pid.
+pub struct Supervision<'a> {
+    pub forwarding: Forwarding,
+    pub grace: Duration,
+    /// Running life, when the app has secrets to keep fresh.
+    pub life: Option<RunningLife>,
+    pub respawn: &'a mut Respawn<'a>,
+}
+
+/// A restart under way: the old child has been asked to stop.
+struct Restart {
+    env: Vec<(OsString, OsString)>,
+    /// When the old child gets SIGKILL (cleared once sent).
+    kill_at: Option<Instant>,
+    /// A stop signal arrived meanwhile: do not start the app again.
+    cancelled: bool,
+}
+
 /// Supervises the running app until it exits; returns its exit code (128+N
-/// when killed by signal N) once leftovers are gone or `grace` has passed.
+/// when killed by signal N) once leftovers are gone or `grace` has passed,
+/// and running life has revoked what it holds.
 pub async fn supervise(
     signals: &mut SignalSource,
-    app: libc::pid_t,
-    forwarding: &Forwarding,
-    grace: Duration,
+    mut app: libc::pid_t,
+    supervision: Supervision<'_>,
 ) -> i32 {
+    let Supervision {
+        forwarding,
+        grace,
+        mut life,
+        respawn,
+    } = supervision;
     let mut reaper = Reaper::new(app);
+    let mut restart: Option<Restart> = None;
     let code = loop {
-        // If the app already ended, its SIGCHLD is pending and arrives here.
-        match signals.recv().await {
-            Ok(batch) => {
-                for signal in batch {
-                    if signal == libc::SIGCHLD {
-                        reaper.reap();
-                    } else {
+        let kill_at = restart.as_ref().and_then(|r| r.kill_at);
+        let life_active = life.is_some() && restart.is_none();
+        tokio::select! {
+            // If the app already ended, its SIGCHLD is pending and arrives here.
+            received = signals.recv() => match received {
+                Ok(batch) => {
+                    for signal in batch {
+                        if signal == libc::SIGCHLD {
+                            reaper.reap();
+                            continue;
+                        }
+                        if let Some(pending) = restart.as_mut() {
+                            if signals::STOP_SIGNALS.contains(&signal) {
+                                pending.cancelled = true;
+                            }
+                        }
                         forwarding.forward(app, signal);
                     }
                 }
-            }
-            Err(err) => {
-                tracing::warn!("reading signals failed: {err}; retrying");
-                reaper.reap();
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                Err(err) => {
+                    tracing::warn!("reading signals failed: {err}; retrying");
+                    reaper.reap();
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            action = next_action(&mut life), if life_active => match action {
+                Action::Signals(list) => {
+                    for signal in list {
+                        forwarding.send(app, signal);
+                    }
+                }
+                Action::Restart(env) => {
+                    tracing::info!("restarting the app (pid {app}) with fresh values");
+                    forwarding.forward(app, libc::SIGTERM);
+                    restart = Some(Restart {
+                        env,
+                        kill_at: Some(Instant::now() + grace),
+                        cancelled: false,
+                    });
+                }
+            },
+            () = sleep_until(kill_at) => {
+                tracing::warn!("the app did not stop within {} for a restart; sending SIGKILL", humanize(grace));
+                let target = if forwarding.to_group { -app } else { app };
+                let _ = sys::send_signal(target, libc::SIGKILL);
+                if let Some(pending) = restart.as_mut() {
+                    pending.kill_at = None;
+                }
             }
         }
-        if let Some(code) = reaper.main_exit() {
+        let Some(code) = reaper.main_exit() else { continue };
+        let Some(pending) = restart.take() else { break code };
+        if pending.cancelled {
             break code;
+        }
+        end_leftovers(signals, &mut reaper, app, grace).await;
+        match respawn(&pending.env) {
+            Ok(pid) => {
+                tracing::debug!("the app restarted as pid {pid}");
+                app = pid;
+                reaper = Reaper::new(pid);
+            }
+            Err(err) => {
+                tracing::error!("the app could not start again: {err}");
+                if let Some(life) = life.take() {
+                    life.revoke().await;
+                }
+                return err.exit_code();
+            }
         }
     };
     end_leftovers(signals, &mut reaper, app, grace).await;
+    if let Some(life) = life {
+        life.revoke().await;
+    }
     code
+}
+
+async fn next_action(life: &mut Option<RunningLife>) -> Action {
+    match life.as_mut() {
+        Some(life) => life.next_action().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(when: Option<Instant>) {
+    match when {
+        Some(when) => tokio::time::sleep_until(when).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// SIGTERM to what the app left behind, at most `grace` to end, then SIGKILL.

@@ -24,7 +24,7 @@ pub enum Method {
 }
 
 impl Method {
-    fn name(self) -> &'static str {
+    pub fn name(self) -> &'static str {
         match self {
             Method::Token => "token",
             Method::AppRole => "approle",
@@ -102,7 +102,7 @@ pub struct AuthPlan {
 
 /// The token vinit works with, and whether vinit obtained it (a
 /// user-supplied token is never revoked or replaced).
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Login {
     pub token: SecretString,
     pub logged_in: bool,
@@ -230,20 +230,30 @@ impl AuthPlan {
         }
     }
 
-    /// Obtains a token: the given one, or a login with retries until `deadline`.
-    pub async fn login(&self, vault: &Vault, deadline: Instant) -> Result<Login, Error> {
+    /// Obtains a token: the given one, or a login with retries until
+    /// `deadline`. A response-wrapped secret_id can be unwrapped once only:
+    /// the unwrapped one is returned, and passed back as `unwrapped` for the
+    /// next login while the wrapping token in the file is the same.
+    pub async fn login(
+        &self,
+        vault: &Vault,
+        deadline: Instant,
+        unwrapped: Option<UnwrappedSecretId>,
+    ) -> Result<(Login, Option<UnwrappedSecretId>), Error> {
         if self.method == Method::Token {
             let credential = self
                 .token
                 .as_ref()
                 .ok_or_else(|| Error::config("no token given"))?;
-            return Ok(Login {
+            let login = Login {
                 token: credential.read()?,
                 logged_in: false,
                 lease_duration: 0,
                 renewable: false,
-            });
+            };
+            return Ok((login, None));
         }
+        let mut remembered = None;
         let mut body = serde_json::Map::new();
         match self.method {
             Method::AppRole => {
@@ -258,7 +268,16 @@ impl AuthPlan {
                     .ok_or_else(|| Error::config("no secret_id"))?
                     .read()?;
                 let secret_id = if self.secret_id_wrapped {
-                    unwrap_secret_id(vault, &secret_id, deadline).await?
+                    let known = unwrapped.filter(|u| u.wrapping.expose() == secret_id.expose());
+                    let inner = match known {
+                        Some(known) => known.secret_id,
+                        None => unwrap_secret_id(vault, &secret_id, deadline).await?,
+                    };
+                    remembered = Some(UnwrappedSecretId {
+                        wrapping: secret_id,
+                        secret_id: inner.clone(),
+                    });
+                    inner
                 } else {
                     secret_id
                 };
@@ -298,13 +317,21 @@ impl AuthPlan {
             answer.lease_duration,
             answer.renewable
         );
-        Ok(Login {
+        let login = Login {
             token,
             logged_in: true,
             lease_duration: answer.lease_duration,
             renewable: answer.renewable,
-        })
+        };
+        Ok((login, remembered))
     }
+}
+
+/// A response-wrapped secret_id and what it unwrapped to.
+#[derive(Debug, Clone)]
+pub struct UnwrappedSecretId {
+    wrapping: SecretString,
+    secret_id: SecretString,
 }
 
 /// `VINIT_SECRET_ID_WRAPPED=true`: the secret_id is a wrapping token; the

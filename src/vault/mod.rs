@@ -132,7 +132,8 @@ impl Failure {
         }
     }
 
-    fn retry_after(&self) -> Option<Duration> {
+    /// The server's `Retry-After`, if it sent one.
+    pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Failure::Status { retry_after, .. } => *retry_after,
             _ => None,
@@ -172,11 +173,34 @@ pub struct Vault {
     namespace: Option<String>,
 }
 
+/// How a client keeps its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pooling {
+    /// Start-up: reuse connections between the login and the reads.
+    KeepIdle,
+    /// Running life: a connection lives for one request; none stays open
+    /// between renewals (and each request gives up after 30 s).
+    NoIdle,
+}
+
+/// How long a running-life request may take before it counts as failed.
+pub const RUNNING_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Vault {
+    /// The start-up client (warns when TLS verification is off).
     pub fn new(settings: &VaultSettings) -> Result<Self, Error> {
         if settings.tls.skip_verify {
             tracing::warn!("VAULT_SKIP_VERIFY is true: Vault's TLS certificate is not verified");
         }
+        Self::build(settings, Pooling::KeepIdle)
+    }
+
+    /// The running-life client: no idle connection is kept.
+    pub fn for_running_life(settings: &VaultSettings) -> Result<Self, Error> {
+        Self::build(settings, Pooling::NoIdle)
+    }
+
+    fn build(settings: &VaultSettings, pooling: Pooling) -> Result<Self, Error> {
         // reqwest asks for a process-wide provider even for http:// (an
         // error only means one is installed already).
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -186,6 +210,9 @@ impl Vault {
             .no_proxy()
             .http1_only()
             .user_agent(concat!("vinit/", env!("CARGO_PKG_VERSION")));
+        if pooling == Pooling::NoIdle {
+            builder = builder.pool_max_idle_per_host(0).timeout(RUNNING_REQUEST_TIMEOUT);
+        }
         if base.scheme() == "https" {
             builder = builder.tls_backend_preconfigured(tls::client_config(&settings.tls)?);
             if let Some(name) = &settings.tls_server_name {
@@ -406,8 +433,10 @@ fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
 
 /// Runs `attempt` until it succeeds, fails permanently, or `deadline`
 /// passes; transient failures are retried with full-jitter exponential
-/// backoff (50 ms doubling, capped at 2 s during start-up) or after the
-/// server's `Retry-After`.
+/// backoff (50 ms doubling, capped at 2 s during start-up). A `Retry-After`
+/// is a floor added under the jittered wait, never the wait itself: OpenBao
+/// answers `Retry-After: 0` when its quota headers are on, and taking that
+/// literally retries at once, in a tight loop.
 pub async fn with_retries<T, F, Fut>(deadline: Instant, what: &str, mut attempt: F) -> Result<T, Failure>
 where
     F: FnMut() -> Fut,
@@ -432,7 +461,7 @@ where
         };
         let ceiling =
             Duration::from_millis(50u64.saturating_mul(1 << tries.min(10))).min(Duration::from_secs(2));
-        let wait = failure.retry_after().unwrap_or_else(|| jitter(ceiling));
+        let wait = backoff_wait(&failure, ceiling);
         if Instant::now() + wait >= deadline {
             return Err(failure);
         }
@@ -444,6 +473,12 @@ where
         tokio::time::sleep(wait).await;
         tries += 1;
     }
+}
+
+/// The wait before retrying after `failure`: a random time up to `ceiling`,
+/// on top of the server's `Retry-After` when it sent one.
+pub fn backoff_wait(failure: &Failure, ceiling: Duration) -> Duration {
+    failure.retry_after().unwrap_or_default() + jitter(ceiling)
 }
 
 /// A uniformly random duration up to `ceiling` (full jitter), from a cheap

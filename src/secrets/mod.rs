@@ -1,28 +1,49 @@
-//! The start-up secrets pipeline: find what the app needs (references in the
-//! environment and the config's `[env]`, templates, issues), then log in,
-//! fetch every distinct read and issue in parallel (one request per path and
-//! version), render the environment and the files, and write the files.
+//! The secrets core, shared by start-up and running life: what the app needs
+//! (references in the environment and the config's `[env]`, templates,
+//! issues, deduplicated into one read per path and version), and how a set
+//! of fetched values becomes the app's environment and files.
 //!
-//! Fail closed: any failure ends start-up with its exit code, and no file
-//! is left behind. When nothing asks for a secret, Vault is never contacted.
+//! [`startup`] fetches everything once before the app starts;
+//! [`crate::running`] keeps it fresh afterwards. Both render through
+//! [`SecretsPlan::render_env`] and [`SecretsPlan::render_files`]. When
+//! nothing asks for a secret, Vault is never contacted.
+
+pub mod startup;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
-use std::time::Duration;
-
-use tokio::task::JoinSet;
-use tokio::time::Instant;
 
 use crate::config_file::ConfigFile;
 use crate::error::Error;
-use crate::output::{self, FileOut, Written};
+use crate::output::{self, FileOut};
 use crate::reference::{self, Read, Template};
 use crate::render::{self, Fetched, TemplateText};
-use crate::secret::{SecretData, SecretString};
 use crate::settings::Environment;
-use crate::vault::auth::{super_error, AuthPlan};
-use crate::vault::{with_retries, Failure, Vault, VaultSettings};
+use crate::signals::{self, SignalNumber};
+use crate::vault::auth::AuthPlan;
+use crate::vault::VaultSettings;
+
+/// What a template's `on_change` asks for when its file changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeAction {
+    None,
+    Signal(SignalNumber),
+    Restart,
+}
+
+impl ChangeAction {
+    /// `none` (the default), `restart`, or a signal name (`SIGHUP`, `HUP`).
+    pub fn parse(text: Option<&str>) -> Result<ChangeAction, String> {
+        match text.map(str::trim) {
+            None | Some("none") => Ok(ChangeAction::None),
+            Some("restart") => Ok(ChangeAction::Restart),
+            Some(name) => signals::parse(name, false)
+                .map(ChangeAction::Signal)
+                .map_err(|e| format!("on_change \"{name}\" is not restart, none or a signal name ({e})")),
+        }
+    }
+}
 
 /// Where a rendered environment value goes.
 #[derive(Debug)]
@@ -49,6 +70,7 @@ struct TemplateJob {
     uid: u32,
     gid: u32,
     allow_persistent: bool,
+    on_change: ChangeAction,
 }
 
 struct IssueJob {
@@ -229,181 +251,105 @@ impl SecretsPlan {
         self.vault.is_some()
     }
 
-    /// Logs in, fetches and renders; writes the files unless `dry_run`
-    /// (`--check --online`, which also performs no issue). Returns the
-    /// child's environment and the files written.
-    pub async fn prepare(
-        &self,
-        child_env: &[(OsString, OsString)],
-        timeout: Duration,
-        dry_run: bool,
-    ) -> Result<Prepared, Error> {
-        let mut env: Vec<(OsString, OsString)> = child_env.to_vec();
-        let Some((settings, auth)) = &self.vault else {
-            env.extend(self.extra_plain.iter().map(|(n, v)| (n.into(), v.into())));
-            return Ok(Prepared {
-                env,
-                files: Written::default(),
-                own_token: None,
-            });
-        };
-        let deadline = Instant::now() + timeout;
-        let vault = Vault::new(settings)?;
-        tracing::debug!("contacting Vault at {}", settings.address);
-        let login = auth.login(&vault, deadline).await?;
-        tracing::debug!(
-            "have a token; {} reads, {} issues",
-            self.reads.len(),
-            self.issues.len()
-        );
-        let mut fetched = self.fetch(&vault, &login.token, deadline, dry_run).await?;
-        let handed_to_app = self.env_refs.iter().any(|r| r.template.wants_login());
-        let own_token = (login.logged_in && !handed_to_app).then(|| OwnToken {
-            vault: vault.clone(),
-            token: login.token.clone(),
-        });
-        fetched.token = Some(login.token);
+    /// Where Vault is and how vinit logs in, when anything needs Vault.
+    pub fn vault(&self) -> Option<&(VaultSettings, AuthPlan)> {
+        self.vault.as_ref()
+    }
 
+    /// Every distinct read (path and version).
+    pub fn reads(&self) -> impl Iterator<Item = &Read> {
+        self.reads.keys()
+    }
+
+    /// The names of the `[[issue]]` writes.
+    pub fn issue_names(&self) -> impl Iterator<Item = &str> {
+        self.issues.iter().map(|issue| issue.name.as_str())
+    }
+
+    /// The path and body of the issue called `name`.
+    pub fn issue(&self, name: &str) -> Option<(&str, &serde_json::Value)> {
+        self.issues
+            .iter()
+            .find(|issue| issue.name == name)
+            .map(|issue| (issue.path.as_str(), &issue.data))
+    }
+
+    /// True when a variable hands the login token to the app (`vault:login`).
+    pub fn hands_token_to_app(&self) -> bool {
+        self.env_refs.iter().any(|r| r.template.wants_login())
+    }
+
+    /// Each template's destination and `on_change`, in the plan's order.
+    pub fn template_actions(&self) -> impl Iterator<Item = (&std::path::Path, ChangeAction)> {
+        self.templates
+            .iter()
+            .map(|job| (job.destination.as_path(), job.on_change))
+    }
+
+    /// A template may restart the app: inherited descriptors must then be
+    /// kept for the next child.
+    pub fn may_restart(&self) -> bool {
+        self.templates
+            .iter()
+            .any(|job| job.on_change == ChangeAction::Restart)
+    }
+
+    /// The app's environment: `base` (the child's, in vinit's order) with
+    /// references replaced, then the config's `[env]` (plain, then rendered).
+    pub fn render_env(
+        &self,
+        base: &[(OsString, OsString)],
+        fetched: &Fetched,
+    ) -> Result<Vec<(OsString, OsString)>, Error> {
+        let mut env = base.to_vec();
         let mut extra = Vec::new();
         for env_ref in &self.env_refs {
-            let value = render::env_value(&env_ref.name, &env_ref.template, &fetched)?;
+            let value = render::env_value(&env_ref.name, &env_ref.template, fetched)?;
             let value = OsString::from(value.expose());
             match env_ref.slot {
-                Slot::Inherited(index) => env[index].1 = value,
+                Slot::Inherited(index) => {
+                    if let Some(slot) = env.get_mut(index) {
+                        slot.1 = value;
+                    }
+                }
                 Slot::Extra => extra.push((OsString::from(&env_ref.name), value)),
             }
         }
         env.extend(self.extra_plain.iter().map(|(n, v)| (n.into(), v.into())));
         env.extend(extra);
+        Ok(env)
+    }
 
+    /// The names of the variables that hold references.
+    pub fn referencing_variables(&self) -> impl Iterator<Item = &str> {
+        self.env_refs.iter().map(|r| r.name.as_str())
+    }
+
+    /// Every template rendered, in the plan's order; with `skip_issued`
+    /// (a dry run, where no issue was performed) those that use `issued()`
+    /// are left out.
+    pub fn render_files(&self, fetched: &Fetched, skip_issued: bool) -> Result<Vec<FileOut>, Error> {
         let mut files = Vec::new();
         for job in &self.templates {
-            if dry_run && job.needs_issue {
-                continue; // its issue was not performed: nothing to render
+            if skip_issued && job.needs_issue {
+                continue;
             }
             files.push(FileOut {
                 destination: job.destination.clone(),
-                contents: job.text.render(&fetched)?,
+                contents: job.text.render(fetched)?,
                 mode: job.mode,
                 uid: job.uid,
                 gid: job.gid,
                 allow_persistent: job.allow_persistent,
             });
         }
-        let files = if dry_run {
-            Written::default()
-        } else {
-            output::write_all(&files)?
-        };
-        Ok(Prepared {
-            env,
-            files,
-            own_token,
-        })
-    }
-
-    /// Every distinct read and every issue, all at once.
-    async fn fetch(
-        &self,
-        vault: &Vault,
-        token: &SecretString,
-        deadline: Instant,
-        dry_run: bool,
-    ) -> Result<Fetched, Error> {
-        let mut tasks: JoinSet<Result<Fetch, Error>> = JoinSet::new();
-        for (read, users) in &self.reads {
-            let (vault, token, read, users) = (vault.clone(), token.clone(), read.clone(), users.clone());
-            tasks.spawn(async move {
-                tracing::debug!("reading {read}");
-                let answer = with_retries(deadline, &read.path, || {
-                    vault.read(&token, &read.path, read.version)
-                })
-                .await
-                .map_err(|failure| read_error(&read, &users, failure))?;
-                Ok(Fetch::Read(read, answer.data))
-            });
-        }
-        if !dry_run {
-            for issue in &self.issues {
-                let (vault, token) = (vault.clone(), token.clone());
-                let (name, path, data) = (issue.name.clone(), issue.path.clone(), issue.data.clone());
-                tasks.spawn(async move {
-                    tracing::debug!("issuing {name} at {path}");
-                    let answer = with_retries(deadline, &path, || vault.write(Some(&token), &path, &data))
-                        .await
-                        .map_err(|failure| issue_error(&name, &path, failure))?;
-                    Ok(Fetch::Issue(name, answer.data))
-                });
-            }
-        }
-        let mut fetched = Fetched::default();
-        while let Some(joined) = tasks.join_next().await {
-            let result =
-                joined.map_err(|err| Error::Unavailable(format!("a Vault request failed: {err}")))?;
-            match result? {
-                Fetch::Read(read, data) => {
-                    fetched.reads.insert(read, data);
-                }
-                Fetch::Issue(name, data) => {
-                    fetched.issues.insert(name, data);
-                }
-            }
-        }
-        Ok(fetched)
+        Ok(files)
     }
 }
 
 impl std::fmt::Debug for SecretsPlan {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.describe()).finish()
-    }
-}
-
-enum Fetch {
-    Read(Read, SecretData),
-    Issue(String, SecretData),
-}
-
-/// The result of start-up: the app's environment and the files written.
-#[derive(Debug)]
-pub struct Prepared {
-    pub env: Vec<(OsString, OsString)>,
-    pub files: Written,
-    /// The token vinit logged in with, when no `vault:login` handed it to
-    /// the app: exec mode revokes it just before the exec.
-    pub own_token: Option<OwnToken>,
-}
-
-/// A token vinit obtained by logging in (never a user-supplied one).
-pub struct OwnToken {
-    vault: Vault,
-    token: SecretString,
-}
-
-impl std::fmt::Debug for OwnToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("OwnToken(***)")
-    }
-}
-
-impl OwnToken {
-    /// `auth/token/revoke-self`, waiting at most 2 s; a failure is a
-    /// warning (the token then expires with its TTL), never fatal.
-    pub async fn revoke(self) {
-        let empty = serde_json::json!({});
-        let attempt = self
-            .vault
-            .write(Some(&self.token), "auth/token/revoke-self", &empty);
-        match tokio::time::timeout(Duration::from_secs(2), attempt).await {
-            Ok(Ok(_)) => tracing::debug!("revoked the token vinit logged in with"),
-            Ok(Err(failure)) => {
-                tracing::warn!(
-                    "could not revoke vinit's token ({}); it expires with its TTL",
-                    failure.describe()
-                )
-            }
-            Err(_) => tracing::warn!("revoking vinit's token took over 2s; it expires with its TTL"),
-        }
     }
 }
 
@@ -426,6 +372,8 @@ fn template_job(section: &crate::config_file::TemplateSection) -> Result<Templat
         }
     };
     Ok(TemplateJob {
+        on_change: ChangeAction::parse(section.on_change.as_deref())
+            .map_err(|e| Error::config(format!("template {label}: {e}")))?,
         text: TemplateText::new(label, source)?,
         needs_issue: false,
         destination: section.destination.clone(),
@@ -451,58 +399,6 @@ fn owner_ids(owner: &str) -> Result<(u32, u32), String> {
         }
         Ok(None) => Err(format!("no user \"{owner}\" in /etc/passwd")),
         Err(err) => Err(format!("cannot look up \"{owner}\": {err}")),
-    }
-}
-
-fn read_error(read: &Read, users: &[String], failure: Failure) -> Error {
-    let who = format!("{} ({read})", users.join(", "));
-    match failure {
-        Failure::Status {
-            code: 404, kv2_hint, ..
-        } => {
-            let hint = if kv2_hint || !read.path.contains("/data/") {
-                kv2_form(&read.path)
-                    .map(|form| format!("; on a KV v2 mount the API path is {form}"))
-                    .unwrap_or_default()
-            } else {
-                String::new()
-            };
-            Error::NoSecret(format!("{who}: no secret at {}{hint}", read.path))
-        }
-        Failure::Status { code: 403, .. } => Error::Denied(format!(
-            "{who}: permission denied reading {} (the token's policies do not allow it)",
-            read.path
-        )),
-        Failure::Status {
-            code: 400, errors, ..
-        } => Error::config(format!(
-            "{who}: Vault rejected the read of {}: {errors}",
-            read.path
-        )),
-        other => super_error(&who, other),
-    }
-}
-
-/// `secret/app` → `secret/data/app` (the mount is taken to be the first
-/// segment; messages say "on a KV v2 mount").
-fn kv2_form(path: &str) -> Option<String> {
-    let (mount, rest) = path.split_once('/')?;
-    if rest.starts_with("data/") {
-        return None;
-    }
-    Some(format!("{mount}/data/{rest}"))
-}
-
-fn issue_error(name: &str, path: &str, failure: Failure) -> Error {
-    let who = format!("issue {name} ({path})");
-    match failure {
-        Failure::Status { code: 403, .. } => Error::Denied(format!("{who}: permission denied")),
-        Failure::Status {
-            code: 400 | 404,
-            errors,
-            ..
-        } => Error::config(format!("{who}: Vault rejected the write: {errors}")),
-        other => super_error(&who, other),
     }
 }
 
@@ -557,11 +453,5 @@ mod tests {
         let err = SecretsPlan::build(&environment, &child, None).err().unwrap();
         assert_eq!(err.exit_code(), 78);
         assert!(err.to_string().starts_with("DB_PASSWORD: "), "{err}");
-    }
-
-    #[test]
-    fn kv2_hint() {
-        assert_eq!(kv2_form("secret/app").as_deref(), Some("secret/data/app"));
-        assert_eq!(kv2_form("secret/data/app"), None);
     }
 }
