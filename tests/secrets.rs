@@ -473,23 +473,7 @@ fn no_secret_value_appears_in_trace_logs() {
 fn dynamic_database_credentials_come_from_one_lease_and_work() {
     let pg = util::postgres::Postgres::start();
     let bao = OpenBao::start();
-    bao.bao(&["secrets", "enable", "database"]);
-    bao.bao(&[
-        "write",
-        "database/config/pg",
-        "plugin_name=postgresql-database-plugin",
-        "allowed_roles=app",
-        &format!("connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable", pg.port),
-        "username=vault",
-        "password=vaultpw",
-    ]);
-    bao.bao(&[
-        "write",
-        "database/roles/app",
-        "db_name=pg",
-        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
-        "default_ttl=1h",
-    ]);
+    util::postgres::database_engine(&bao, &pg, "default_ttl=1h", "max_ttl=24h");
     let scratch = Scratch::new();
     let report = scratch.path("report");
     vinit_with_token(&bao)
@@ -514,11 +498,10 @@ fn dynamic_database_credentials_come_from_one_lease_and_work() {
         Ok(user.as_str()),
         "the credentials do not work"
     );
-    let leases = bao.bao_json(&["list", "sys/leases/lookup/database/creds/app"]);
     assert_eq!(
-        leases.as_array().map(Vec::len),
-        Some(1),
-        "the references did not share one lease: {leases}"
+        bao.lease_count("database/creds/app"),
+        1,
+        "the references did not share one lease"
     );
 }
 

@@ -39,7 +39,7 @@ use crate::signals::SignalNumber;
 use crate::vault::auth::{AuthPlan, Login, UnwrappedSecretId};
 use crate::vault::{jitter, Answer, Failure, Vault, VaultSettings, RUNNING_REQUEST_TIMEOUT};
 use changes::{Changes, Due};
-use schedule::{at, refresh_in, renew_in, renewal_was_cut, reread_in, retry_in};
+use schedule::{at, refresh_in, renew_in, renewal_was_cut, reread_in, retry_in, soon_in};
 
 /// What happens when a value behind an environment variable changes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -504,11 +504,13 @@ impl RunningLife {
                             TokenStep::Renew
                         };
                         tracing::debug!("renewed the token for {}s", granted.as_secs());
-                        if granted.is_zero() {
-                            self.token.next = self.token.own.then_some((now, TokenStep::Login));
+                        self.token.next = if granted.is_zero() {
+                            self.token.own.then_some((now, TokenStep::Login))
+                        } else if cut {
+                            Some((now + soon_in(granted), step))
                         } else {
-                            self.token.next = Some((now + renew_in(granted), step));
-                        }
+                            Some((now + renew_in(granted), step))
+                        };
                     }
                     TokenStep::Login => {}
                 }
@@ -564,7 +566,7 @@ impl RunningLife {
                         tracing::debug!("renewed the lease of {} for {}s", item.kind, granted.as_secs());
                         item.next = Some(if cut || granted.is_zero() {
                             // The max TTL is near: read again before it ends.
-                            (now + renew_in(granted), ItemStep::Fetch)
+                            (now + soon_in(granted), ItemStep::Fetch)
                         } else {
                             (now + renew_in(granted), ItemStep::Renew)
                         });

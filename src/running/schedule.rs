@@ -5,7 +5,7 @@
 //! | what | when |
 //! | --- | --- |
 //! | a renewable token or lease | renewed at 60-72% of its TTL ("about two thirds") |
-//! | a renewal that came back short (max TTL near) | a fresh login, or a new read, at 60-72% of what is left |
+//! | a renewal that came back short (max TTL near) | a fresh login, or a new read, at 30-50% of what is left |
 //! | a non-renewable lease | read again at 80-90% of its TTL |
 //! | an `[[issue]]` (PKI) | issued again at 60-72% of its lifetime |
 //! | a KV value | re-checked every `--refresh`, ±10% |
@@ -29,6 +29,12 @@ fn fraction(span: Duration, low: u32, high: u32) -> Duration {
 /// When to renew something that lives `ttl`: at about two thirds of it.
 pub fn renew_in(ttl: Duration) -> Duration {
     fraction(ttl, 600, 720)
+}
+
+/// When to act on something whose renewal came back short (its max TTL is
+/// near): early, at 30-50% of what is left, to leave the app time to switch.
+pub fn soon_in(left: Duration) -> Duration {
+    fraction(left, 300, 500)
 }
 
 /// When to read again a lease that cannot be renewed.

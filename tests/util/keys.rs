@@ -144,3 +144,28 @@ pub fn now() -> u64 {
         .unwrap()
         .as_secs()
 }
+
+/// The public key (PEM) of the first certificate in `pem`.
+pub fn public_key_of_cert(pem: &str) -> String {
+    String::from_utf8(openssl(&["x509", "-noout", "-pubkey"], Some(pem.as_bytes()))).unwrap()
+}
+
+/// The public key (PEM) of the private key in `pem`.
+pub fn public_key_of_key(pem: &str) -> String {
+    String::from_utf8(openssl(&["pkey", "-pubout"], Some(pem.as_bytes()))).unwrap()
+}
+
+/// The end of validity of the first certificate in `pem`, in Unix seconds.
+pub fn not_after(pem: &str) -> u64 {
+    let text = String::from_utf8(openssl(
+        &["x509", "-noout", "-enddate", "-dateopt", "iso_8601"],
+        Some(pem.as_bytes()),
+    ))
+    .unwrap();
+    let date = text.trim().trim_start_matches("notAfter=");
+    let output = Command::new("date")
+        .args(["-u", "-d", date, "+%s"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().parse().unwrap()
+}

@@ -172,6 +172,23 @@ impl OpenBao {
         serde_json::from_str(&text).expect("bao json")
     }
 
+    /// How many leases exist under `prefix` (e.g. `database/creds/app`).
+    pub fn lease_count(&self, prefix: &str) -> usize {
+        let mut command = self.command(&["list", "-format=json", &format!("sys/leases/lookup/{prefix}")]);
+        command.env("VAULT_FORMAT", "json");
+        match command.output() {
+            Ok(output) if output.status.success() => {
+                serde_json::from_slice::<serde_json::Value>(&output.stdout)
+                    .ok()
+                    .and_then(|v| v.as_array().map(Vec::len))
+                    .unwrap_or(0)
+            }
+            // `bao list` exits 2 when there is nothing to list.
+            Ok(output) if output.status.code() == Some(2) => 0,
+            other => panic!("bao list leases: {other:?}"),
+        }
+    }
+
     /// Feeds `input` to `bao ARGS...` on stdin (policies, PEM data).
     pub fn bao_stdin(&self, args: &[&str], input: &str) -> String {
         use std::io::Write;

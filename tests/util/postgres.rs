@@ -39,6 +39,33 @@ fn as_postgres(program: PathBuf, args: &[&str]) {
     );
 }
 
+/// Enables OpenBao's database engine on `bao` with a connection `pg` to
+/// this server and a role `app` whose credentials live `default_ttl` (e.g.
+/// `"default_ttl=5s"`) up to `max_ttl`.
+pub fn database_engine(bao: &super::openbao::OpenBao, pg: &Postgres, default_ttl: &str, max_ttl: &str) {
+    bao.bao(&["secrets", "enable", "database"]);
+    bao.bao(&[
+        "write",
+        "database/config/pg",
+        "plugin_name=postgresql-database-plugin",
+        "allowed_roles=app",
+        &format!(
+            "connection_url=postgresql://{{{{username}}}}:{{{{password}}}}@127.0.0.1:{}/postgres?sslmode=disable",
+            pg.port
+        ),
+        "username=vault",
+        "password=vaultpw",
+    ]);
+    bao.bao(&[
+        "write",
+        "database/roles/app",
+        "db_name=pg",
+        "creation_statements=CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';",
+        default_ttl,
+        max_ttl,
+    ]);
+}
+
 impl Postgres {
     /// Starts a server whose superuser `vault` has password `vaultpw`.
     pub fn start() -> Postgres {

@@ -1,0 +1,438 @@
+//! Running life against a real OpenBao with short TTLs: token renewal and
+//! re-login, rotating database credentials that really log in, KV changes
+//! with `on_change` actions and restarts, PKI certificates that never expire
+//! in their file, and revocation at exit. Counts come from OpenBao's audit
+//! log and the probe's own record of the signals it received.
+
+mod util;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use util::openbao::OpenBao;
+use util::{Report, Scratch, Vinit};
+
+/// Requests to `path` in an OpenBao audit log.
+fn audit_requests(log: &Path, path: &str) -> usize {
+    let needle = format!("\"path\":\"{path}\"");
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"type\":\"request\"") && l.contains(&needle))
+        .count()
+}
+
+/// Responses with an error to requests in an audit log.
+fn audit_errors(log: &Path) -> Vec<String> {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| l.contains("\"type\":\"response\"") && l.contains("\"error\":\""))
+        .map(String::from)
+        .collect()
+}
+
+/// A config file with `body`, in `scratch`.
+fn config(scratch: &Scratch, body: &str) -> std::path::PathBuf {
+    let path = scratch.path("vinit.toml");
+    std::fs::write(&path, body).unwrap();
+    path
+}
+
+fn approle_vinit(bao: &OpenBao, role_id: &str, secret_id: &str) -> Vinit {
+    Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VINIT_AUTH_METHOD", "approle")
+        .env("VINIT_ROLE_ID", role_id)
+        .env("VINIT_SECRET_ID", secret_id)
+}
+
+/// Samples `file` every `every` for `span`; returns each distinct content
+/// in the order seen.
+fn sample_file(file: &Path, span: Duration, every: Duration, mut check: impl FnMut(&str)) -> Vec<String> {
+    let mut seen: Vec<String> = Vec::new();
+    let end = Instant::now() + span;
+    while Instant::now() < end {
+        if let Ok(text) = std::fs::read_to_string(file) {
+            check(&text);
+            if seen.last() != Some(&text) {
+                seen.push(text);
+            }
+        }
+        std::thread::sleep(every);
+    }
+    seen
+}
+
+#[test]
+fn approle_token_is_renewed_then_replaced_by_a_login_before_its_max_ttl() {
+    let scratch = Scratch::new();
+    let audit = scratch.path("audit.log");
+    let bao = OpenBao::start_with_audit_log(&audit);
+    bao.bao(&["kv", "put", "secret/app", "greeting=one"]);
+    bao.policy("app", &["secret/data/app"]);
+    let (role_id, secret_id) = bao.approle("app");
+    bao.bao(&[
+        "write",
+        "auth/approle/role/app",
+        "token_policies=app",
+        "token_ttl=5s",
+        "token_max_ttl=15s",
+    ]);
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let file = out.path().join("greeting");
+    let config = config(
+        &scratch,
+        &format!(
+            "refresh = \"2s\"\n[[template]]\ncontents = \"{{{{ secret('secret/data/app').greeting }}}}\"\ndestination = \"{}\"\n",
+            file.display()
+        ),
+    );
+    let (running, record) = util::start_recorder(
+        approle_vinit(&bao, &role_id, &secret_id)
+            .arg("--config")
+            .arg(&config),
+        &scratch,
+        "TERM",
+    );
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(36));
+    // After two token lifetimes, the token vinit holds must still read.
+    bao.bao(&["kv", "put", "secret/app", "greeting=two"]);
+    util::wait_until("the changed value in the file", || {
+        (std::fs::read_to_string(&file).ok()? == "two").then_some(())
+    });
+    let elapsed = started.elapsed();
+    running.signal(libc::SIGTERM);
+    let finished = running.wait();
+    finished.expect_code(0);
+    let logins = audit_requests(&audit, "auth/approle/login");
+    let renewals = audit_requests(&audit, "auth/token/renew-self");
+    let reads = audit_requests(&audit, "secret/data/app");
+    // Per 15 s token life: a login, renewals at ~3.3, ~6.6, ~10 and ~13.3 s
+    // (the last one granted under 2 s, so a login follows at once).
+    let lives = elapsed.as_secs_f64() / 14.0;
+    println!(
+        "running life over {elapsed:?}: {logins} logins, {renewals} renewals, {reads} reads \
+         (predicted: ~{:.1} logins, ~{:.1} renewals)",
+        lives.ceil(),
+        lives * 4.0
+    );
+    assert!((3..=4).contains(&logins), "logins: {logins}\n{}", finished.stderr);
+    assert!(
+        (8..=14).contains(&renewals),
+        "renewals: {renewals}\n{}",
+        finished.stderr
+    );
+    let denied: Vec<String> = audit_errors(&audit)
+        .into_iter()
+        .filter(|l| l.contains("permission denied"))
+        .collect();
+    assert!(
+        denied.is_empty(),
+        "a request was made with an expired token: {denied:?}"
+    );
+    assert_eq!(
+        util::recorded(&record),
+        [libc::SIGTERM],
+        "the app got signals besides TERM"
+    );
+    // At exit vinit revoked the token it logged in with.
+    assert!(audit_requests(&audit, "auth/token/revoke-self") >= 1);
+}
+
+#[test]
+fn rotated_database_credentials_log_in_and_each_change_gives_one_sighup() {
+    let pg = util::postgres::Postgres::start();
+    let bao = OpenBao::start();
+    util::postgres::database_engine(&bao, &pg, "default_ttl=5s", "max_ttl=15s");
+    let scratch = Scratch::new();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let file = out.path().join("db");
+    let config = config(
+        &scratch,
+        &format!(
+            "[[template]]\ncontents = \"{{{{ secret('database/creds/app').username }}}} {{{{ secret('database/creds/app').password }}}}\"\n\
+             destination = \"{}\"\non_change = \"SIGHUP\"\n",
+            file.display()
+        ),
+    );
+    let (running, record) = util::start_recorder(
+        Vinit::subreaper()
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", "root")
+            .arg("--config")
+            .arg(&config),
+        &scratch,
+        "TERM",
+    );
+    let mut checked = std::collections::HashSet::new();
+    let versions = sample_file(
+        &file,
+        Duration::from_secs(34),
+        Duration::from_millis(200),
+        |text| {
+            if checked.insert(text.to_string()) {
+                let (user, password) = text.split_once(' ').expect("user and password");
+                assert_eq!(
+                    pg.login(user, password).as_deref(),
+                    Ok(user),
+                    "rendered credentials do not log in"
+                );
+            }
+        },
+    );
+    // Let the last change's debounced SIGHUP arrive before stopping.
+    std::thread::sleep(Duration::from_millis(1500));
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+    let hups = util::recorded(&record)
+        .iter()
+        .filter(|s| **s == libc::SIGHUP)
+        .count();
+    println!("{} credential sets in 34 s, {hups} SIGHUPs", versions.len());
+    assert!(
+        versions.len() >= 3,
+        "credentials did not rotate: {} sets",
+        versions.len()
+    );
+    assert_eq!(hups, versions.len() - 1, "one SIGHUP per change");
+}
+
+#[test]
+fn a_kv_change_restarts_the_app_with_the_new_value_in_its_file_and_environment() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "token=first"]);
+    let scratch = Scratch::new();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let file = out.path().join("token");
+    let config = config(
+        &scratch,
+        &format!(
+            "[[template]]\ncontents = \"{{{{ secret('secret/data/app').token }}}}\"\ndestination = \"{}\"\non_change = \"restart\"\n",
+            file.display()
+        ),
+    );
+    let report = scratch.path("report");
+    let running = Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("VINIT_ENV_ON_CHANGE", "restart")
+        .env("APP_TOKEN", "vault:secret/data/app#token")
+        .args(["--config".into(), config.into_os_string()])
+        .args(["--refresh", "1s", "--debounce", "200ms", "--grace", "2s"])
+        .probe([
+            format!("report={}", report.display()),
+            format!("record={}", scratch.path("record").display()),
+            "await=TERM".into(),
+        ])
+        .start();
+    util::wait_for_file(&report);
+    let first = Report::read(&report);
+    assert_eq!(first.env_var("APP_TOKEN").as_deref(), Some("first"));
+    std::fs::remove_file(&report).unwrap();
+    bao.bao(&["kv", "put", "secret/app", "token=second"]);
+    util::wait_for_file(&report);
+    let second = Report::read(&report);
+    assert_eq!(second.env_var("APP_TOKEN").as_deref(), Some("second"));
+    assert_ne!(first.int("pid"), second.int("pid"), "the app was not restarted");
+    assert_eq!(
+        second.int("ppid"),
+        running.pid(),
+        "the new app is not vinit's child"
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "second");
+    assert!(util::alive(running.pid()), "vinit itself went away");
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+}
+
+#[test]
+fn without_restart_a_changed_variable_is_named_in_a_warning_and_the_file_changes() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "token=first-value"]);
+    let scratch = Scratch::new();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let file = out.path().join("token");
+    let config = config(
+        &scratch,
+        &format!(
+            "[[template]]\ncontents = \"{{{{ secret('secret/data/app').token }}}}\"\ndestination = \"{}\"\n",
+            file.display()
+        ),
+    );
+    let (running, record) = util::start_recorder(
+        Vinit::subreaper()
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", "root")
+            .env("APP_TOKEN", "vault:secret/data/app#token")
+            .args(["--config".into(), config.into_os_string()])
+            .args(["--refresh", "1s"]),
+        &scratch,
+        "TERM",
+    );
+    bao.bao(&["kv", "put", "secret/app", "token=second-value"]);
+    util::wait_until("the file to change", || {
+        (std::fs::read_to_string(&file).ok()? == "second-value").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    running.signal(libc::SIGTERM);
+    let finished = running.wait();
+    finished.expect_code(0);
+    assert!(
+        finished.stderr.contains("APP_TOKEN changed in Vault"),
+        "no warning names the variable:\n{}",
+        finished.stderr
+    );
+    for value in ["first-value", "second-value"] {
+        assert!(
+            !finished.stderr.contains(value),
+            "a value reached the log:\n{}",
+            finished.stderr
+        );
+    }
+    assert_eq!(
+        util::recorded(&record),
+        [libc::SIGTERM],
+        "on_change none sent a signal"
+    );
+}
+
+#[test]
+fn a_pki_certificate_in_its_file_never_expires_and_always_matches_its_key() {
+    let bao = OpenBao::start();
+    bao.bao(&["secrets", "enable", "pki"]);
+    bao.bao(&[
+        "write",
+        "pki/root/generate/internal",
+        "common_name=test-ca",
+        "ttl=24h",
+    ]);
+    bao.bao(&[
+        "write",
+        "pki/roles/web",
+        "allowed_domains=internal",
+        "allow_subdomains=true",
+        "max_ttl=1h",
+    ]);
+    let scratch = Scratch::new();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let file = out.path().join("tls.pem");
+    let config = config(
+        &scratch,
+        &format!(
+            "[[issue]]\nname = \"tls\"\npath = \"pki/issue/web\"\ndata = {{ common_name = \"web.internal\", ttl = \"10s\" }}\n\
+             [[template]]\ncontents = \"{{{{ issued('tls').certificate }}}}\\n{{{{ issued('tls').private_key }}}}\\n\"\n\
+             destination = \"{}\"\n",
+            file.display()
+        ),
+    );
+    let (running, _) = util::start_recorder(
+        Vinit::subreaper()
+            .env("VAULT_ADDR", &bao.addr)
+            .env("VAULT_TOKEN", "root")
+            .arg("--config")
+            .arg(&config),
+        &scratch,
+        "TERM",
+    );
+    let mut ends: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    let versions = sample_file(
+        &file,
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        |pem| {
+            let end = *ends.entry(pem.to_string()).or_insert_with(|| {
+                assert_eq!(
+                    util::keys::public_key_of_cert(pem),
+                    util::keys::public_key_of_key(pem),
+                    "key and certificate differ"
+                );
+                util::keys::not_after(pem)
+            });
+            assert!(util::keys::now() < end, "the file holds an expired certificate");
+        },
+    );
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+    println!("{} certificates in 30 s", versions.len());
+    assert!(
+        versions.len() >= 4,
+        "the certificate was not issued again: {}",
+        versions.len()
+    );
+}
+
+#[test]
+fn at_exit_vinit_revokes_its_token_and_leases_unless_told_not_to() {
+    let pg = util::postgres::Postgres::start();
+    let bao = OpenBao::start();
+    util::postgres::database_engine(&bao, &pg, "default_ttl=1h", "max_ttl=2h");
+    bao.policy("app", &["database/creds/app"]);
+    let (role_id, secret_id) = bao.approle("app");
+    let leases = || bao.lease_count("database/creds/app");
+    let scratch = Scratch::new();
+    let report = scratch.path("report");
+    let run = |revoke: &str| {
+        let running = approle_vinit(&bao, &role_id, &secret_id)
+            .env("VINIT_REVOKE", revoke)
+            .env("DB_USER", "vault:database/creds/app#username")
+            .env("APP_VAULT_TOKEN", "vault:login")
+            .probe([
+                format!("report={}", report.display()),
+                format!("record={}", scratch.path("record").display()),
+                "await=TERM".into(),
+            ])
+            .start();
+        util::wait_for_file(&report);
+        let token = Report::read(&report).env_var("APP_VAULT_TOKEN").unwrap();
+        std::fs::remove_file(&report).unwrap();
+        running.signal(libc::SIGTERM);
+        let finished = running.wait();
+        finished.expect_code(0);
+        token
+    };
+    let token = run("true");
+    let lookup = std::process::Command::new(util::openbao::bao_binary())
+        .args(["token", "lookup", &token])
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root")
+        .output()
+        .unwrap();
+    assert!(
+        !lookup.status.success(),
+        "the token vinit logged in with is still valid"
+    );
+    assert_eq!(leases(), 0, "the database lease survived vinit");
+
+    let kept = run("false");
+    bao.bao(&["token", "lookup", &kept]);
+    assert_eq!(leases(), 1, "VINIT_REVOKE=false did not keep the lease");
+
+    // A token the user supplied is never revoked; its leases are.
+    bao.bao_stdin(
+        &["policy", "write", "app-revoke", "-"],
+        "path \"database/creds/app\" { capabilities = [\"read\"] }\npath \"sys/leases/revoke\" { capabilities = [\"update\"] }\n",
+    );
+    let given = bao.bao_json(&["token", "create", "-format=json", "-policy=app-revoke", "-ttl=1h"])["auth"]
+        ["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let running = Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", &given)
+        .env("DB_USER", "vault:database/creds/app#username")
+        .probe([
+            format!("record={}", scratch.path("record2").display()),
+            format!("ready={}", report.display()),
+            "await=TERM".into(),
+        ])
+        .start();
+    util::wait_for_file(&report);
+    assert_eq!(leases(), 2);
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+    bao.bao(&["token", "lookup", &given]);
+    assert_eq!(leases(), 1, "the lease read with the given token was not revoked");
+}
