@@ -35,7 +35,7 @@ fn audit_errors(log: &Path) -> Vec<String> {
 /// A config file with `body`, in `scratch`.
 fn config(scratch: &Scratch, body: &str) -> std::path::PathBuf {
     let path = scratch.path("vinit.toml");
-    std::fs::write(&path, body).unwrap();
+    std::fs::write(&path, body).expect("write the config file");
     path
 }
 
