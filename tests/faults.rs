@@ -404,3 +404,20 @@ fn files_are_removed_when_the_app_cannot_start() {
         "the rendered file outlived the failed start"
     );
 }
+
+#[test]
+fn retry_after_zero_is_a_floor_not_a_licence_to_hammer() {
+    // OpenBao's quota headers answer `Retry-After: 0`; taking it literally
+    // sent thousands of requests a second.
+    let scratch = Scratch::new();
+    let limited = Reply::json(429, r#"{"errors":["rate limit quota exceeded"]}"#).header("Retry-After", "0");
+    let server = FaultServer::start(vec![limited]);
+    let finished = vinit_against(&server.addr, &scratch)
+        .env("VINIT_TIMEOUT", "3s")
+        .run();
+    finished.expect_code(69);
+    assert!(!app_ran(&scratch));
+    // 50 ms doubling to 2 s, full jitter: about 10 tries in 3 s, never hundreds.
+    assert!(server.served() <= 25, "{} requests in 3 s", server.served());
+    assert!(server.served() >= 3, "gave up too early: {}", server.served());
+}

@@ -381,17 +381,13 @@ fn vinit_leaves_the_working_directory_and_stays_idle() {
     let (running, _record) = util::start_recorder(Vinit::pid1().current_dir(scratch.dir()), &scratch, "TERM");
     let cwd = std::fs::read_link(format!("/proc/{}/cwd", running.pid())).unwrap();
     assert_eq!(cwd, std::path::Path::new("/"));
-    let switches = || {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", running.pid())).unwrap();
-        status
-            .lines()
-            .filter(|l| l.contains("ctxt_switches"))
-            .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
-            .sum::<u64>()
-    };
-    let before = switches();
+    let before = util::context_switches(running.pid());
     std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(switches(), before, "vinit woke up while idle");
+    assert_eq!(
+        util::context_switches(running.pid()),
+        before,
+        "vinit woke up while idle"
+    );
     running.signal(libc::SIGTERM);
     running.wait().expect_code(0);
 }

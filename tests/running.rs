@@ -436,3 +436,150 @@ fn at_exit_vinit_revokes_its_token_and_leases_unless_told_not_to() {
     bao.bao(&["token", "lookup", &given]);
     assert_eq!(leases(), 1, "the lease read with the given token was not revoked");
 }
+
+/// A Vault stand-in that answers every request with a renewable one-second
+/// lease (reads and renewals alike).
+fn one_second_leases() -> util::fault::FaultServer {
+    util::fault::FaultServer::start(vec![util::fault::Reply::json(
+        200,
+        r#"{"lease_id":"dyn/creds/x","lease_duration":1,"renewable":true,"data":{"k":"v-lease"}}"#,
+    )])
+}
+
+#[test]
+fn memory_stays_flat_over_a_thousand_renewals() {
+    let server = one_second_leases();
+    let scratch = Scratch::new();
+    let mut vinit = Vinit::subreaper()
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", "t");
+    for n in 0..50 {
+        vinit = vinit.env(&format!("V{n}"), format!("vault:dyn/creds/p{n}#k"));
+    }
+    let (running, _) = util::start_recorder(vinit, &scratch, "TERM");
+    util::wait_until("the first round of renewals", || {
+        (server.served() >= 110).then_some(())
+    });
+    let first = util::rss_kib(running.pid());
+    let slow = std::time::Instant::now() + Duration::from_secs(60);
+    while server.served() < 1_110 {
+        assert!(
+            std::time::Instant::now() < slow,
+            "renewals stalled at {}",
+            server.served()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let after = util::rss_kib(running.pid());
+    println!("RSS after the first 50 renewals: {first} KiB; after 1,000 more: {after} KiB");
+    assert!(after * 10 <= first * 11, "RSS grew from {first} to {after} KiB");
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+}
+
+#[test]
+fn idle_means_no_wake_up_when_the_next_refresh_is_minutes_away() {
+    let server = util::fault::FaultServer::start(vec![util::fault::Reply::kv2(r#"{"k":"v-idle"}"#)]);
+    let scratch = Scratch::new();
+    let (running, _) = util::start_recorder(
+        Vinit::subreaper()
+            .env("VAULT_ADDR", &server.addr)
+            .env("VAULT_TOKEN", "t")
+            .env("K", "vault:secret/data/app#k"),
+        &scratch,
+        "TERM",
+    );
+    // The given token's TTL is looked up within two seconds of the start.
+    util::wait_until("the token lookup", || (server.served() >= 2).then_some(()));
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        util::sockets(running.pid()),
+        0,
+        "vinit holds a connection to Vault while idle"
+    );
+    let before = util::context_switches(running.pid());
+    std::thread::sleep(Duration::from_secs(10));
+    assert_eq!(
+        util::context_switches(running.pid()),
+        before,
+        "vinit woke up while idle"
+    );
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+}
+
+#[test]
+fn signals_are_forwarded_and_orphans_reaped_while_a_vault_request_hangs() {
+    let answer = util::fault::Reply::kv2(r#"{"k":"v-hang"}"#);
+    // Start-up gets its answer; every later request hangs for an hour.
+    let server =
+        util::fault::FaultServer::start(vec![answer.clone(), answer.after(Duration::from_secs(3600))]);
+    let scratch = Scratch::new();
+    let (record, ready) = (scratch.path("record"), scratch.path("ready"));
+    let running = Vinit::subreaper()
+        .env("VAULT_ADDR", &server.addr)
+        .env("VAULT_TOKEN", "t")
+        .env("K", "vault:secret/data/app#k")
+        .args(["--refresh", "1s"])
+        .probe([
+            "sleep=2500".to_string(),
+            "orphans=100".to_string(),
+            format!("record={}", record.display()),
+            format!("ready={}", ready.display()),
+            "await=TERM".to_string(),
+        ])
+        .start();
+    util::wait_for_file(&ready);
+    assert!(server.served() >= 2, "no request is hanging yet");
+    running.signal(libc::SIGUSR1);
+    util::wait_for_signal(&record, libc::SIGUSR1);
+    util::wait_until("every orphan reaped", || {
+        let children = util::children_of(running.pid());
+        (children.len() == 1 && children.iter().all(|(_, state)| *state != 'Z')).then_some(())
+    });
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+}
+
+#[test]
+fn inherited_descriptors_are_closed_after_the_spawn_unless_a_restart_may_need_them() {
+    use std::io::Read as _;
+    for (on_change, expect_eof) in [("ignore", true), ("restart", false)] {
+        let server = util::fault::FaultServer::start(vec![util::fault::Reply::kv2(r#"{"k":"v-fd"}"#)]);
+        let scratch = Scratch::new();
+        let fifo = scratch.path("fifo");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader_path = fifo.clone();
+        std::thread::spawn(move || {
+            let mut reader = std::fs::File::open(reader_path).unwrap();
+            let mut rest = Vec::new();
+            let _ = reader.read_to_end(&mut rest);
+            let _ = tx.send(());
+        });
+        let (record, ready) = (scratch.path("record"), scratch.path("ready"));
+        // The app closes its copy at once, then waits for TERM.
+        let app = format!(
+            "exec 3>&-; exec {} record={} ready={} await=TERM",
+            util::PROBE,
+            record.display(),
+            ready.display()
+        );
+        let running = Vinit::subreaper_with_fd3(&fifo)
+            .env("VAULT_ADDR", &server.addr)
+            .env("VAULT_TOKEN", "t")
+            .env("VINIT_ENV_ON_CHANGE", on_change)
+            .env("K", "vault:secret/data/app#k")
+            .args(["--", "sh", "-c", &app])
+            .start();
+        util::wait_for_file(&ready);
+        let eof = rx.recv_timeout(Duration::from_secs(2)).is_ok();
+        assert_eq!(
+            eof, expect_eof,
+            "VINIT_ENV_ON_CHANGE={on_change}: end-of-file seen: {eof}"
+        );
+        running.signal(libc::SIGTERM);
+        running.wait().expect_code(0);
+    }
+}

@@ -55,6 +55,26 @@ impl Vinit {
         }
     }
 
+    /// vinit as a subreaper that inherits, as descriptor 3, `path` opened
+    /// for writing (a FIFO, say) by the shell that execs it.
+    pub fn subreaper_with_fd3(path: &Path) -> Self {
+        let mut command = Command::new("sh");
+        command
+            .arg("-c")
+            .arg(format!("exec \"$0\" \"$@\" 3>'{}'", path.display()))
+            .arg(VINIT);
+        for (name, _) in std::env::vars_os() {
+            if name.to_string_lossy().starts_with("VINIT_") {
+                command.env_remove(name);
+            }
+        }
+        isolate_stdio(&mut command);
+        Vinit {
+            command,
+            pid_namespace: false,
+        }
+    }
+
     fn build(pid_namespace: bool) -> Self {
         let mut command = if pid_namespace {
             let mut c = Command::new("unshare");
@@ -435,6 +455,49 @@ pub fn children_of(pid: i32) -> Vec<(i32, char)> {
         }
     }
     found
+}
+
+/// Context switches of every thread of `pid` so far (voluntary and not).
+pub fn context_switches(pid: i32) -> u64 {
+    let mut total = 0;
+    for task in fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let status = fs::read_to_string(task.path().join("status")).unwrap_or_default();
+        total += status
+            .lines()
+            .filter(|l| l.contains("ctxt_switches"))
+            .filter_map(|l| l.split_whitespace().last()?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    total
+}
+
+/// Resident memory of `pid` in KiB.
+pub fn rss_kib(pid: i32) -> u64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The TCP sockets `pid` holds (links in /proc/PID/fd to `socket:`, minus
+/// the signalfd and friends, which are anon inodes).
+pub fn sockets(pid: i32) -> usize {
+    fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            fs::read_link(e.path())
+                .map(|l| l.to_string_lossy().starts_with("socket:"))
+                .unwrap_or(false)
+        })
+        .count()
 }
 
 fn first_child_of(pid: i32) -> Option<i32> {
