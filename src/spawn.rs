@@ -109,7 +109,7 @@ pub fn resolve(program: &OsStr, search_path: OsString) -> Result<PathBuf, Error>
             Runnable::Yes => Ok(path),
             Runnable::Missing => Err(Error::NotFound {
                 command: shown,
-                detail: String::new(),
+                detail: format!(": {}", system_words(libc::ENOENT)),
             }),
             Runnable::Denied(reason) => Err(Error::NotExecutable {
                 command: shown,
@@ -140,7 +140,11 @@ pub fn resolve(program: &OsStr, search_path: OsString) -> Result<PathBuf, Error>
         }),
         None => Err(Error::NotFound {
             command: shown,
-            detail: format!(" in PATH={}", search_path.to_string_lossy()),
+            detail: format!(
+                ": {} in PATH={}",
+                system_words(libc::ENOENT),
+                search_path.to_string_lossy()
+            ),
         }),
     }
 }
@@ -156,10 +160,11 @@ fn runnable(path: &Path) -> Runnable {
         Err(err) if err.kind() == std::io::ErrorKind::NotFound => Runnable::Missing,
         Err(err) if err.raw_os_error() == Some(libc::ENOTDIR) => Runnable::Missing,
         Err(err) => Runnable::Denied(describe(&err)),
-        Ok(meta) if meta.is_dir() => Runnable::Denied("is a directory".into()),
-        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => {
-            Runnable::Denied("permission denied (the file is not executable: chmod +x)".into())
-        }
+        Ok(meta) if meta.is_dir() => Runnable::Denied(system_words(libc::EISDIR)),
+        Ok(meta) if meta.permissions().mode() & 0o111 == 0 => Runnable::Denied(format!(
+            "{} (the file is not executable: chmod +x)",
+            system_words(libc::EACCES)
+        )),
         Ok(_) => Runnable::Yes,
     }
 }
@@ -170,7 +175,10 @@ fn exec_error(shown: &str, err: std::io::Error) -> Error {
     match err.raw_os_error() {
         Some(libc::ENOENT) => Error::NotFound {
             command: shown.to_string(),
-            detail: " (or its interpreter, e.g. the #! line, is missing)".into(),
+            detail: format!(
+                ": {} (the file or its interpreter, e.g. the #! line, is missing)",
+                system_words(libc::ENOENT)
+            ),
         },
         _ => Error::NotExecutable {
             command: shown.to_string(),
@@ -179,13 +187,25 @@ fn exec_error(shown: &str, err: std::io::Error) -> Error {
     }
 }
 
+/// The system's own words for an error (`Permission denied`), which people
+/// and log searches recognise, plus vinit's hint where one helps.
 fn describe(err: &std::io::Error) -> String {
     match err.raw_os_error() {
-        Some(libc::EACCES) => "permission denied".into(),
-        Some(libc::ENOEXEC) => {
-            "exec format error (not a binary for this machine, nor a script with #!)".into()
-        }
-        _ => err.to_string(),
+        Some(libc::ENOEXEC) => format!(
+            "{} (not a binary for this machine, nor a script with #!)",
+            system_words(libc::ENOEXEC)
+        ),
+        Some(code) => system_words(code),
+        None => err.to_string(),
+    }
+}
+
+/// `strerror` without Rust's ` (os error N)` suffix.
+fn system_words(code: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(code).to_string();
+    match text.rfind(" (os error") {
+        Some(cut) => text[..cut].to_string(),
+        None => text,
     }
 }
 
@@ -211,6 +231,21 @@ pub fn display_command(command: &[OsString]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn messages_carry_the_systems_words() {
+        assert_eq!(system_words(libc::ENOENT), "No such file or directory");
+        let missing = resolve(OsStr::new("/no/such/app"), DEFAULT_PATH.into()).unwrap_err();
+        assert_eq!(
+            missing.to_string(),
+            "/no/such/app: command not found: No such file or directory"
+        );
+        let dir = resolve(OsStr::new("/"), DEFAULT_PATH.into()).unwrap_err();
+        assert_eq!(dir.exit_code(), 126);
+        assert!(dir.to_string().contains("Is a directory"), "{dir}");
+        let denied = describe(&std::io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(denied, "Permission denied");
+    }
     use std::fs;
 
     fn temp_dir() -> tempfile::TempDir {
@@ -246,6 +281,6 @@ mod tests {
         let err = resolve(OsStr::new("data"), dir.path().as_os_str().to_owned()).unwrap_err();
         assert_eq!(err.exit_code(), 126);
         let err = resolve(dir.path().as_os_str(), DEFAULT_PATH.into()).unwrap_err();
-        assert!(err.to_string().contains("is a directory"), "{err}");
+        assert!(err.to_string().contains("Is a directory"), "{err}");
     }
 }

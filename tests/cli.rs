@@ -108,7 +108,9 @@ fn command_not_found_is_127_as_pid1_and_not() {
     let finished = Vinit::subreaper().args(["--", "/nonexistent/app"]).run();
     finished.expect_code(127);
     assert!(
-        finished.stderr.contains("/nonexistent/app"),
+        finished
+            .stderr
+            .contains("/nonexistent/app: command not found: No such file or directory"),
         "{}",
         finished.stderr
     );
@@ -128,10 +130,15 @@ fn command_not_executable_is_126() {
         finished.stderr
     );
     assert!(finished.stderr.contains("not executable"), "{}", finished.stderr);
+    assert!(
+        finished.stderr.contains("Permission denied"),
+        "{}",
+        finished.stderr
+    );
 
     let finished = Vinit::subreaper().arg(scratch.dir()).run();
     finished.expect_code(126);
-    assert!(finished.stderr.contains("is a directory"), "{}", finished.stderr);
+    assert!(finished.stderr.contains("Is a directory"), "{}", finished.stderr);
 
     // Executable bit set but the kernel refuses it: ENOEXEC at exec time.
     let garbage = scratch.path("garbage");
@@ -140,7 +147,7 @@ fn command_not_executable_is_126() {
     let finished = Vinit::subreaper().arg(&garbage).run();
     finished.expect_code(126);
     assert!(
-        finished.stderr.contains("exec format error"),
+        finished.stderr.contains("Exec format error"),
         "{}",
         finished.stderr
     );
