@@ -583,3 +583,77 @@ fn inherited_descriptors_are_closed_after_the_spawn_unless_a_restart_may_need_th
         running.wait().expect_code(0);
     }
 }
+
+#[test]
+fn an_openbao_outage_never_reaches_the_app_and_vinit_catches_up() {
+    let mut bao = OpenBao::start_raft();
+    bao.bao(&["kv", "put", "secret/app", "greeting=before"]);
+    bao.policy("app", &["secret/data/app"]);
+    let (role_id, secret_id) = bao.approle("app");
+    bao.bao(&[
+        "write",
+        "auth/approle/role/app",
+        "token_policies=app",
+        "token_ttl=6s",
+        "token_max_ttl=1h",
+    ]);
+    let scratch = Scratch::new();
+    let out = tempfile::tempdir_in("/dev/shm").unwrap();
+    let file = out.path().join("greeting");
+    let config = config(
+        &scratch,
+        &format!(
+            "refresh = \"2s\"\n[[template]]\ncontents = \"{{{{ secret('secret/data/app').greeting }}}}\"\n\
+             destination = \"{}\"\non_change = \"SIGHUP\"\n",
+            file.display()
+        ),
+    );
+    let (running, record) = util::start_recorder(
+        approle_vinit(&bao, &role_id, &secret_id)
+            .env("VINIT_LOG_FORMAT", "json")
+            .arg("--config")
+            .arg(&config),
+        &scratch,
+        "TERM",
+    );
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(3));
+    bao.stop();
+    let down = started.elapsed();
+    std::thread::sleep(Duration::from_secs(20));
+    assert!(util::alive(running.pid()), "vinit died during the outage");
+    assert!(
+        util::recorded(&record).is_empty(),
+        "the app was signalled during the outage"
+    );
+    bao.resume();
+    let up = started.elapsed();
+    bao.bao(&["kv", "put", "secret/app", "greeting=after"]);
+    let deadline = Instant::now() + Duration::from_secs(45);
+    while std::fs::read_to_string(&file).unwrap_or_default() != "after" {
+        assert!(
+            Instant::now() < deadline,
+            "vinit did not catch up after the outage"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let caught_up = started.elapsed();
+    util::wait_for_signal(&record, libc::SIGHUP);
+    running.signal(libc::SIGTERM);
+    let finished = running.wait();
+    finished.expect_code(0);
+    assert_eq!(
+        util::recorded(&record),
+        [libc::SIGHUP, libc::SIGTERM],
+        "the app got other signals"
+    );
+    println!("OpenBao down at {down:?}, up at {up:?}, the change reached the file at {caught_up:?}");
+    for line in finished.stderr.lines() {
+        println!("{line}");
+    }
+    assert!(
+        finished.stderr.contains("next try in"),
+        "no retry was announced:\n{}",
+        finished.stderr
+    );
+}

@@ -178,6 +178,9 @@ pub struct RunningLife {
     changes: Changes,
     in_flight: JoinSet<(Job, Outcome)>,
     counts: Counts,
+    /// A request failed since the last success: when one succeeds again,
+    /// everything waiting in backoff is tried at once (catching up).
+    failing: bool,
 }
 
 impl RunningLife {
@@ -239,6 +242,7 @@ impl RunningLife {
             changes,
             in_flight: JoinSet::new(),
             counts: Counts::default(),
+            failing: false,
         })
     }
 
@@ -414,12 +418,36 @@ impl RunningLife {
 
     fn apply(&mut self, job: Job, outcome: Outcome) {
         let now = Instant::now();
+        let succeeded = matches!(&outcome, Outcome::Answer(Ok(_)) | Outcome::Login(Ok(_)));
         match (job, outcome) {
             (Job::Token(_), Outcome::Login(result)) => self.logged_in(result, now),
             (Job::Token(step), Outcome::Answer(result)) => self.token_answer(step, result, now),
             (Job::Item(index, step), Outcome::Answer(result)) => self.item_answer(index, step, result, now),
             (Job::Item(..), Outcome::Login(_)) => {}
         }
+        if succeeded && self.failing {
+            self.catch_up(now);
+        } else if !succeeded {
+            self.failing = true;
+        }
+    }
+
+    /// Vault answers again: everything waiting in backoff is tried now
+    /// (spread over a second), instead of at its backed-off time.
+    fn catch_up(&mut self, now: Instant) {
+        self.failing = false;
+        let soon = || now + jitter(Duration::from_secs(1));
+        if self.token.failures > 0 && !self.token.in_flight {
+            if let Some((_, step)) = self.token.next {
+                self.token.next = Some((soon(), step));
+            }
+        }
+        for item in self.items.iter_mut().filter(|i| i.failures > 0 && !i.in_flight) {
+            if let Some((_, step)) = item.next {
+                item.next = Some((soon(), step));
+            }
+        }
+        tracing::info!("Vault answers again; catching up");
     }
 
     fn logged_in(&mut self, result: Result<(Login, Option<UnwrappedSecretId>), String>, now: Instant) {

@@ -37,6 +37,10 @@ pub fn free_port() -> u16 {
 pub struct OpenBao {
     child: Child,
     pub addr: String,
+    /// `root` for dev servers; the initial root token for a raft server.
+    root_token: String,
+    /// A raft server's config and unseal key (to stop and resume it).
+    raft: Option<Raft>,
     _config: Option<tempfile::NamedTempFile>,
     /// With TLS: the CA that signed the server's certificate.
     pub ca_cert: Option<PathBuf>,
@@ -108,6 +112,8 @@ impl OpenBao {
             let mut server = OpenBao {
                 child,
                 addr: format!("{scheme}://127.0.0.1:{port}"),
+                root_token: "root".into(),
+                raft: None,
                 _config: None,
                 ca_cert: tls_dir.as_ref().map(|d| d.path().join("vault-ca.pem")),
                 _tls_dir: tls_dir,
@@ -118,6 +124,88 @@ impl OpenBao {
             }
         }
         panic!("OpenBao did not start");
+    }
+
+    /// A production-mode server with one-node integrated storage (raft) in
+    /// a temp dir, initialised with one unseal key and unsealed, with KV v2
+    /// at `secret/` as on a dev server. Its state survives [`OpenBao::stop`]
+    /// and [`OpenBao::resume`] (OpenBao 2.7 has no `file` storage).
+    pub fn start_raft() -> OpenBao {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let config = dir.path().join("config.hcl");
+        std::fs::create_dir(dir.path().join("data")).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "storage \"raft\" {{\n  path = \"{data}\"\n  node_id = \"n1\"\n}}\n\
+                 listener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  tls_disable = true\n}}\n\
+                 api_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cluster}\"\n\
+                 disable_mlock = true\n",
+                data = dir.path().join("data").display(),
+                cluster = free_port(),
+            ),
+        )
+        .unwrap();
+        let mut server = OpenBao {
+            child: raft_process(&config),
+            addr: format!("http://127.0.0.1:{port}"),
+            root_token: String::new(),
+            raft: None,
+            _config: None,
+            ca_cert: None,
+            _tls_dir: None,
+        };
+        server.wait_for_answer();
+        let init = server.bao_json(&["operator", "init", "-key-shares=1", "-key-threshold=1"]);
+        server.root_token = init["root_token"].as_str().unwrap().to_string();
+        server.raft = Some(Raft {
+            config,
+            unseal_key: init["unseal_keys_b64"][0].as_str().unwrap().to_string(),
+            _dir: dir,
+        });
+        server.unseal();
+        server.bao(&["secrets", "enable", "-path=secret", "kv-v2"]);
+        server
+    }
+
+    /// Stops a raft server (its state stays on disk).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts a stopped raft server again and unseals it.
+    pub fn resume(&mut self) {
+        let config = self.raft.as_ref().expect("a raft server").config.clone();
+        self.child = raft_process(&config);
+        self.wait_for_answer();
+        self.unseal();
+    }
+
+    /// Waits until the server answers at all (sealed or not).
+    fn wait_for_answer(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let status = self.command(&["status"]).output().unwrap().status.code();
+            // 0: unsealed, 2: sealed; 1: no answer yet.
+            if matches!(status, Some(0) | Some(2)) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "OpenBao (raft) did not answer");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Unseals and waits until the node is the active leader.
+    fn unseal(&mut self) {
+        let key = self.raft.as_ref().expect("a raft server").unseal_key.clone();
+        self.bao(&["operator", "unseal", &key]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.try_bao(&["token", "lookup"]).is_err() {
+            assert!(Instant::now() < deadline, "OpenBao (raft) did not become active");
+            std::thread::sleep(Duration::from_millis(100));
+        }
     }
 
     fn wait_until_up(&mut self) -> bool {
@@ -139,7 +227,7 @@ impl OpenBao {
         command
             .args(args)
             .env("VAULT_ADDR", &self.addr)
-            .env("VAULT_TOKEN", "root");
+            .env("VAULT_TOKEN", &self.root_token);
         command.env_remove("VAULT_NAMESPACE");
         if let Some(ca) = &self.ca_cert {
             command.env("VAULT_CACERT", ca);
@@ -238,6 +326,24 @@ impl OpenBao {
             .collect();
         self.bao_stdin(&["policy", "write", name, "-"], &rules);
     }
+}
+
+/// What a raft server needs to come back after a stop.
+struct Raft {
+    config: PathBuf,
+    unseal_key: String,
+    _dir: tempfile::TempDir,
+}
+
+fn raft_process(config: &std::path::Path) -> Child {
+    Command::new(bao_binary())
+        .arg("server")
+        .arg(format!("-config={}", config.display()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("bao server")
 }
 
 /// Runs a `bao` command: its trimmed stdout, or its stderr as the error.
