@@ -169,7 +169,9 @@ pub async fn supervise(
             break code;
         }
         end_leftovers(signals, &mut reaper, app, grace).await;
-        match respawn(&pending.env) {
+        let started = respawn(&pending.env);
+        crate::secret::scrub_env(pending.env);
+        match started {
             Ok(pid) => {
                 tracing::debug!("the app restarted as pid {pid}");
                 app = pid;

@@ -419,6 +419,14 @@ impl RunningLife {
     fn apply(&mut self, job: Job, outcome: Outcome) {
         let now = Instant::now();
         let succeeded = matches!(&outcome, Outcome::Answer(Ok(_)) | Outcome::Login(Ok(_)));
+        // Unreachable, overloaded, or a token lost: worth catching up on.
+        let backing_off = match &outcome {
+            Outcome::Answer(Err(failure)) => {
+                failure.is_transient() || matches!(failure, Failure::Status { code: 403, .. })
+            }
+            Outcome::Login(Err(_)) => true,
+            _ => false,
+        };
         match (job, outcome) {
             (Job::Token(_), Outcome::Login(result)) => self.logged_in(result, now),
             (Job::Token(step), Outcome::Answer(result)) => self.token_answer(step, result, now),
@@ -427,7 +435,7 @@ impl RunningLife {
         }
         if succeeded && self.failing {
             self.catch_up(now);
-        } else if !succeeded {
+        } else if backing_off {
             self.failing = true;
         }
     }
@@ -532,6 +540,13 @@ impl RunningLife {
                             TokenStep::Renew
                         };
                         tracing::debug!("renewed the token for {}s", granted.as_secs());
+                        if cut && !self.token.own {
+                            tracing::warn!(
+                                "the Vault token vinit was given reaches its max TTL in {}s; vinit cannot replace a \
+                                 token it did not log in with",
+                                granted.as_secs()
+                            );
+                        }
                         self.token.next = if granted.is_zero() {
                             self.token.own.then_some((now, TokenStep::Login))
                         } else if cut {
@@ -659,9 +674,9 @@ impl RunningLife {
                     self.token.next = Some((now, TokenStep::Login));
                 }
             }
+            // Gone or refused for good (404, 400): try again at the next refresh.
             _ => {
-                let wait = refresh_in(self.life.refresh).max(retry_in(item.failures, &failure));
-                item.failures += 1;
+                let wait = refresh_in(self.life.refresh);
                 tracing::warn!(
                     "{what} failed: {}; the app keeps the value it has; next try in {}",
                     failure.describe(),
@@ -855,4 +870,111 @@ async fn sleep_until(wake: Option<Instant>) {
 
 fn seconds(wait: Duration) -> String {
     format!("{:.1}s", wait.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn life() -> LifeSettings {
+        LifeSettings {
+            refresh: Duration::from_secs(300),
+            debounce: Duration::from_secs(1),
+            splay: Duration::ZERO,
+            env_on_change: EnvOnChange::Ignore,
+            revoke: true,
+        }
+    }
+
+    fn read(path: &str, version: Option<u64>) -> ItemKind {
+        ItemKind::Read(Read {
+            path: path.into(),
+            version,
+        })
+    }
+
+    fn lease(seconds: u64, renewable: bool) -> Lifetime {
+        Lifetime {
+            lease_id: Some("database/creds/app/abc".into()),
+            duration: Duration::from_secs(seconds),
+            renewable,
+        }
+    }
+
+    fn due_in(item: &Item, now: Instant) -> Option<(u64, ItemStep)> {
+        item.next.map(|(at, step)| ((at - now).as_millis() as u64, step))
+    }
+
+    #[test]
+    fn each_kind_of_answer_gets_its_next_step() {
+        let now = Instant::now();
+        let kv = Item::new(read("secret/data/app", None), Lifetime::default(), now, &life());
+        let (wait, step) = due_in(&kv, now).unwrap();
+        assert_eq!(step, ItemStep::Fetch);
+        assert!((270_000..=330_000).contains(&wait), "KV refresh in {wait} ms");
+
+        let pinned = Item::new(
+            read("secret/data/app", Some(3)),
+            Lifetime::default(),
+            now,
+            &life(),
+        );
+        assert_eq!(pinned.next, None, "a pinned version never changes");
+
+        let renewable = Item::new(read("database/creds/app", None), lease(60, true), now, &life());
+        let (wait, step) = due_in(&renewable, now).unwrap();
+        assert_eq!(step, ItemStep::Renew);
+        assert!((36_000..=43_200).contains(&wait), "renewal in {wait} ms");
+
+        let fixed = Item::new(read("aws/creds/app", None), lease(60, false), now, &life());
+        let (wait, step) = due_in(&fixed, now).unwrap();
+        assert_eq!(step, ItemStep::Fetch);
+        assert!((48_000..=54_000).contains(&wait), "re-read in {wait} ms");
+
+        let certificate = Lifetime {
+            lease_id: None,
+            duration: Duration::from_secs(30),
+            renewable: false,
+        };
+        let issue = Item::new(ItemKind::Issue("tls".into()), certificate, now, &life());
+        let (wait, step) = due_in(&issue, now).unwrap();
+        assert_eq!(step, ItemStep::Fetch);
+        assert!((18_000..=21_600).contains(&wait), "re-issue in {wait} ms");
+    }
+
+    #[test]
+    fn tokens_are_renewed_replaced_or_looked_up() {
+        let now = Instant::now();
+        let token = |own, ttl| Token {
+            value: SecretString::new("t".into()),
+            own,
+            ttl: Duration::from_secs(ttl),
+            expires: None,
+            next: None,
+            failures: 0,
+            in_flight: false,
+            generation: 0,
+        };
+        let mut own = token(true, 30);
+        schedule_token(&mut own, true, now);
+        assert!(matches!(own.next, Some((_, TokenStep::Renew))));
+        let mut batch = token(true, 30);
+        schedule_token(&mut batch, false, now);
+        assert!(
+            matches!(batch.next, Some((_, TokenStep::Login))),
+            "a non-renewable token is replaced"
+        );
+        let mut root = token(true, 0);
+        schedule_token(&mut root, true, now);
+        assert_eq!(
+            root.next.map(|(_, s)| s),
+            None,
+            "a token without TTL needs nothing"
+        );
+        let mut given = token(false, 0);
+        schedule_token(&mut given, false, now);
+        let (at, step) = given.next.unwrap();
+        assert_eq!(step, TokenStep::Lookup);
+        assert!(at >= now + LOOKUP_DELAY && at <= now + LOOKUP_DELAY * 2);
+    }
 }
