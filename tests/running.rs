@@ -489,6 +489,14 @@ fn idle_means_no_wake_up_when_the_next_refresh_is_minutes_away() {
         &scratch,
         "TERM",
     );
+    // Start-up's connections are closed as soon as the app runs.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(server.served(), 1, "only the start-up read so far");
+    assert_eq!(
+        util::sockets(running.pid()),
+        0,
+        "vinit still holds start-up's connection to Vault"
+    );
     // The given token's TTL is looked up within two seconds of the start.
     util::wait_until("the token lookup", || (server.served() >= 2).then_some(()));
     std::thread::sleep(Duration::from_millis(500));
@@ -503,6 +511,36 @@ fn idle_means_no_wake_up_when_the_next_refresh_is_minutes_away() {
         util::context_switches(running.pid()),
         before,
         "vinit woke up while idle"
+    );
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+}
+
+#[test]
+fn no_connection_to_vault_stays_open_once_the_app_runs() {
+    let bao = OpenBao::start();
+    let mut vinit = Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root");
+    for n in 0..5 {
+        bao.bao(&["kv", "put", &format!("secret/p{n}"), "k=v-conn"]);
+        vinit = vinit.env(&format!("V{n}"), format!("vault:secret/data/p{n}#k"));
+    }
+    let scratch = Scratch::new();
+    let (running, _) = util::start_recorder(vinit, &scratch, "TERM");
+    // OpenBao keeps connections alive: only vinit can close them.
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        util::sockets(running.pid()),
+        0,
+        "start-up's connections are still open"
+    );
+    // After the token lookup of running life, none either.
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        util::sockets(running.pid()),
+        0,
+        "running life keeps a connection open"
     );
     running.signal(libc::SIGTERM);
     running.wait().expect_code(0);
