@@ -379,8 +379,12 @@ fn app_leads_its_own_process_group_with_no_extra_descriptors() {
 fn vinit_leaves_the_working_directory_and_stays_idle() {
     let scratch = Scratch::new();
     let (running, _record) = util::start_recorder(Vinit::pid1().current_dir(scratch.dir()), &scratch, "TERM");
-    let cwd = std::fs::read_link(format!("/proc/{}/cwd", running.pid())).unwrap();
-    assert_eq!(cwd, std::path::Path::new("/"));
+    // vinit moves to / right after the spawn, which may be a moment after
+    // the app says it is ready.
+    util::wait_until("vinit to move to /", || {
+        let cwd = std::fs::read_link(format!("/proc/{}/cwd", running.pid())).ok()?;
+        (cwd == std::path::Path::new("/")).then_some(())
+    });
     let before = util::context_switches(running.pid());
     std::thread::sleep(Duration::from_millis(1500));
     assert_eq!(
