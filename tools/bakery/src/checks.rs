@@ -26,15 +26,43 @@ pub const DEFAULT_STARTUP_DEADLINE: Duration = Duration::from_secs(60);
 /// Label an image may carry to name its render directory.
 pub const RENDER_DIR_LABEL: &str = "io.vinit.render-dir";
 
+/// A history command fit to print: the values of secret-looking
+/// assignments (`ENV DB_PASSWORD=...`, `|1 VAULT_TOKEN=...`) and anything
+/// token-shaped replaced by `***`.
+pub fn redact_command(command: &str) -> String {
+    command
+        .split(' ')
+        .map(|word| {
+            if contains_token(word.as_bytes()) {
+                return "***".to_string();
+            }
+            match word.split_once('=') {
+                Some((name, value))
+                    if !value.is_empty()
+                        && !is_reference(value)
+                        && (looks_secret(name) || CREDENTIAL_VARIABLES.contains(&name)) =>
+                {
+                    format!("{name}=***")
+                }
+                _ => word.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn created_by(image: &Image, step: Option<usize>) -> Option<String> {
+    step.and_then(|s| image.history.get(s))
+        .map(|h| redact_command(&h.created_by))
+}
+
 pub fn layer_location(image: &Image, layer: usize, place: &str) -> Location {
     let step = image.layers.get(layer).and_then(|l| l.history_step);
     Location {
         layer: Some(layer),
         layer_digest: image.layers.get(layer).map(|l| l.digest.clone()),
         history_step: step,
-        created_by: step
-            .and_then(|s| image.history.get(s))
-            .map(|h| h.created_by.clone()),
+        created_by: created_by(image, step),
         place: Some(place.to_string()),
     }
 }
@@ -44,9 +72,7 @@ pub fn config_location(image: &Image, place: &str, needle: &str) -> Location {
     let step = image.step_mentioning(needle);
     Location {
         history_step: step,
-        created_by: step
-            .and_then(|s| image.history.get(s))
-            .map(|h| h.created_by.clone()),
+        created_by: created_by(image, step),
         place: Some(place.to_string()),
         ..Location::default()
     }
@@ -641,6 +667,26 @@ mod tests {
         assert!(credential_in(b"VAULT_TOKEN=$TOKEN").is_none());
         assert!(credential_in(b"MY_VAULT_TOKEN=x").is_none());
         assert!(credential_in(b"VAULT_TOKEN=vault:login#x").is_none());
+    }
+
+    #[test]
+    fn history_commands_are_redacted() {
+        assert_eq!(
+            redact_command("ENV DB_PASSWORD=hunter2 MODE=prod"),
+            "ENV DB_PASSWORD=*** MODE=prod"
+        );
+        assert_eq!(
+            redact_command("|1 VAULT_TOKEN=s.abc /bin/sh -c make"),
+            "|1 VAULT_TOKEN=*** /bin/sh -c make"
+        );
+        assert_eq!(
+            redact_command("ENV DB_PASSWORD=vault:secret/data/app#pw"),
+            "ENV DB_PASSWORD=vault:secret/data/app#pw"
+        );
+        assert_eq!(
+            redact_command("RUN login hvs.CAESIabcdefghijklmnopqrstu"),
+            "RUN login ***"
+        );
     }
 
     #[test]

@@ -57,6 +57,8 @@ pub fn run(args: impl IntoIterator<Item = std::ffi::OsString>) -> Result<ExitCod
         .any(|f| f.check == "vinit-check" && f.outcome == Outcome::Pass);
     if !values.is_empty() {
         findings.extend(leaks::hunt(&image, &fs, &values));
+        let known: Vec<&[u8]> = values.iter().map(|v| v.value.as_slice()).collect();
+        report::scrub(&mut findings, &known);
     }
     let rendered = match request.format {
         cli::Format::Text => report::text(&request.image, &findings),

@@ -95,6 +95,31 @@ pub const CHECKS: &[(&str, &str)] = &[
     ),
 ];
 
+/// Replaces every occurrence of a known value in what a finding prints (a
+/// history command can hold one: `RUN echo VALUE > file`).
+pub fn scrub(findings: &mut [Finding], values: &[&[u8]]) {
+    let scrub_text = |text: &mut String| {
+        for value in values {
+            if let Ok(value) = std::str::from_utf8(value) {
+                if !value.is_empty() && text.contains(value) {
+                    *text = text.replace(value, "***");
+                }
+            }
+        }
+    };
+    for finding in findings {
+        scrub_text(&mut finding.message);
+        if let Some(location) = &mut finding.location {
+            if let Some(created_by) = &mut location.created_by {
+                scrub_text(created_by);
+            }
+            if let Some(place) = &mut location.place {
+                scrub_text(place);
+            }
+        }
+    }
+}
+
 pub fn failed(findings: &[Finding]) -> bool {
     findings.iter().any(|f| f.outcome == Outcome::Fail)
 }
