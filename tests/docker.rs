@@ -3,7 +3,8 @@
 //! with `docker run`, stopped with `docker stop`.
 //!
 //! Needs a Docker engine; set SKIP_DOCKER_TESTS=1 to skip on a machine
-//! without one (CI has one and never sets it).
+//! without one (CI has one and never sets it). The bakery's own images and
+//! orchestration are in tests/orchestration.rs and tests/swarm.rs.
 
 mod util;
 
@@ -11,21 +12,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+use util::docker::{docker, wanted as docker_wanted, Container};
+
 const IMAGE: &str = "vinit-e2e:test";
-
-fn docker_wanted() -> bool {
-    std::env::var_os("SKIP_DOCKER_TESTS").is_none()
-}
-
-fn docker(args: &[&str]) -> String {
-    let output = Command::new("docker").args(args).output().expect("docker CLI");
-    assert!(
-        output.status.success(),
-        "docker {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_string()
-}
 
 /// Builds the image once per test run from the very binaries under test.
 fn image() -> &'static str {
@@ -45,39 +34,6 @@ fn image() -> &'static str {
         ]);
     });
     IMAGE
-}
-
-/// A container that is removed when the test ends, however it ends.
-struct Container(String);
-
-impl Container {
-    fn run(args: &[&str]) -> Container {
-        let mut full = vec!["run", "--detach"];
-        full.extend_from_slice(args);
-        Container(docker(&full))
-    }
-
-    fn exit_code(&self) -> i32 {
-        docker(&["wait", &self.0]).parse().expect("exit code")
-    }
-
-    fn host_pid(&self) -> i32 {
-        docker(&["inspect", "--format", "{{.State.Pid}}", &self.0])
-            .parse()
-            .expect("pid")
-    }
-
-    fn file_exists(&self, path: &str) -> bool {
-        // Scratch images have no shell: ask the container's own /proc root.
-        let root = format!("/proc/{}/root{path}", self.host_pid());
-        std::path::Path::new(&root).exists()
-    }
-}
-
-impl Drop for Container {
-    fn drop(&mut self) {
-        let _ = Command::new("docker").args(["rm", "--force", &self.0]).output();
-    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! what it reported, and clean up every process even when an assertion fails.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod docker;
 pub mod fault;
 pub mod keys;
 pub mod openbao;
