@@ -2,7 +2,8 @@
 # Installs what building and testing vinit needs on a fresh Debian machine
 # (as root): the musl target and tools, the PID-namespace and terminal tools
 # the tests use, openssl (test keys), PostgreSQL's server (dynamic
-# credentials), the pinned OpenBao (scripts/openbao.sh), rustfmt/clippy.
+# credentials), debootstrap and busybox-static (the bakery's base images),
+# the pinned OpenBao (scripts/openbao.sh), rustfmt/clippy.
 # Quick when everything is already there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -18,6 +19,10 @@ command -v runuser >/dev/null || packages+=(util-linux)
 command -v psql >/dev/null || packages+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
 command -v python3 >/dev/null || packages+=(python3 python3-pip)
+# The bakery's base images (images/build.sh): a Debian minbase root
+# filesystem and a static busybox.
+command -v debootstrap >/dev/null || packages+=(debootstrap)
+dpkg -s busybox-static >/dev/null 2>&1 || packages+=(busybox-static)
 if [ ${#packages[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${packages[@]}" >/dev/null
