@@ -277,8 +277,17 @@ fn under_docker_init_vinit_still_reaps() {
     assert_eq!(app.exit_code(), 0);
 }
 
+fn bakery_check(image: &str) -> (Option<i32>, String) {
+    let output = Command::new(docker::bakery_binary())
+        .args(["check", image])
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    (output.status.code(), out)
+}
+
 #[test]
-fn the_bakery_images_pass_vinit_bakery_check() {
+fn vinit_bakery_check_passes_the_bakery_images_and_fails_a_bad_one() {
     if !docker::wanted() {
         return;
     }
@@ -287,12 +296,8 @@ fn the_bakery_images_pass_vinit_bakery_check() {
         format!("{PREFIX}busybox:latest"),
         format!("{PREFIX}debian:bookworm"),
     ] {
-        let output = Command::new(docker::bakery_binary())
-            .args(["check", &image])
-            .output()
-            .unwrap();
-        let out = String::from_utf8_lossy(&output.stdout);
-        assert_eq!(output.status.code(), Some(0), "{image}:\n{out}");
+        let (code, out) = bakery_check(&image);
+        assert_eq!(code, Some(0), "{image}:\n{out}");
         assert!(
             out.contains("PASS user          USER \"app\" is uid 10001"),
             "{out}"
@@ -303,4 +308,34 @@ fn the_bakery_images_pass_vinit_bakery_check() {
             "{out}"
         );
     }
+    // What the bakery must stop: root, a resolved secret in an ENV, a token
+    // file left in a layer that a later layer deletes.
+    let token = "hvs.CAESIJ3e2eTokenLeftInALayer0123456";
+    let bad = docker::Image(name("bad"));
+    docker::build(
+        &bad.0,
+        &format!(
+            "FROM {PREFIX}busybox:latest\nUSER root\nENV DB_PASSWORD={CANARY}\n\
+             RUN mkdir -p /root && echo {token} > /root/.vault-token\nRUN rm /root/.vault-token\n"
+        ),
+        &[],
+    );
+    let (code, out) = bakery_check(&bad.0);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.contains("FAIL user          USER \"root\" is root (uid 0)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FAIL secret-env    ENV DB_PASSWORD looks secret"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/root/.vault-token holds a credential file (39 bytes) (deleted or replaced"),
+        "{out}"
+    );
+    assert!(
+        !out.contains(CANARY) && !out.contains(token),
+        "a value was printed:\n{out}"
+    );
 }

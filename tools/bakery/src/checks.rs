@@ -447,7 +447,7 @@ fn credentials(image: &Image, fs: &FinalFs) -> Vec<Finding> {
                 )
                 .at(Location {
                     history_step: Some(step),
-                    created_by: None,
+                    created_by: created_by(image, Some(step)),
                     place: Some("history".into()),
                     ..Location::default()
                 }),
