@@ -278,6 +278,17 @@ fn a_good_image_passes_from_a_tarball_and_an_oci_layout() {
     assert_eq!(code, 0, "{out}");
     let report: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(report["passed"], true);
+    // The same layout as one tarball (`docker buildx --output type=oci`).
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.append_dir_all(".", &layout).unwrap();
+    let oci_tarball = dir.path().join("oci.tar");
+    std::fs::write(&oci_tarball, builder.into_inner().unwrap()).unwrap();
+    let (code, out) = check(&oci_tarball, &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("PASS vinit-binary  /sbin/vinit: static, root-owned, mode 0755"),
+        "{out}"
+    );
 }
 
 #[test]
