@@ -27,6 +27,12 @@ pub struct Args {
     pub splay: Option<String>,
     pub check: bool,
     pub online: bool,
+    /// `--user NAME|UID[:GROUP|GID]`.
+    pub user: Option<String>,
+    pub drop_caps: bool,
+    /// `--keep-caps CAP,...`.
+    pub keep_caps: Option<String>,
+    pub no_new_privs: bool,
     /// COMMAND and its arguments, byte for byte.
     pub command: Vec<OsString>,
 }
@@ -50,6 +56,10 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             Long("splay") => args.splay = Some(text_value(&mut parser, "--splay")?),
             Long("check") => args.check = true,
             Long("online") => args.online = true,
+            Long("user") => args.user = Some(text_value(&mut parser, "--user")?),
+            Long("drop-caps") => args.drop_caps = true,
+            Long("keep-caps") => args.keep_caps = Some(text_value(&mut parser, "--keep-caps")?),
+            Long("no-new-privs") => args.no_new_privs = true,
             Value(command) => {
                 args.command.push(command);
                 args.command.extend(parser.raw_args().map_err(usage)?);
@@ -77,10 +87,7 @@ pub const VERSION: &str = concat!("vinit ", env!("CARGO_PKG_VERSION"));
 pub const HELP: &str = "\
 vinit: a tiny PID 1 for containers that brings Vault/OpenBao secrets.
 Usage: vinit [OPTIONS] [--] COMMAND [ARG...]    (-h, --help; -V, --version)
-
-  ENTRYPOINT [\"/sbin/vinit\", \"--\"]
-  ENV DB_PASSWORD=vault:secret/data/app#db_password  VAULT_ADDR=https://...
-
+  ENTRYPOINT [\"/sbin/vinit\", \"--\"]  ENV DB_PASSWORD=vault:secret/data/app#pw
 Options (each also set by its environment twin; the flag wins):
       --exec             replace vinit with COMMAND (no reaping)  VINIT_EXEC
       --pgroup           signal COMMAND's whole process group     VINIT_PGROUP
@@ -92,6 +99,9 @@ Options (each also set by its environment twin; the flag wins):
       --debounce DURATION  one change action per burst [1s]   VINIT_DEBOUNCE
       --splay DURATION   random delay before a restart [0]       VINIT_SPLAY
       --check            validate, list reads; --online reads too VINIT_CHECK
+      --user U[:G]       run as user U (implies the next two)     VINIT_USER
+      --drop-caps        no capability but --keep-caps CAP,...  VINIT_DROP_CAPS
+      --no-new-privs     set-uid files grant nothing          VINIT_NO_NEW_PRIVS
 
 Vault: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT... (or BAO_*), VINIT_AUTH_METHOD
 References: vault:PATH#KEY[#VERSION], ${vault:PATH#KEY}, vault:login

@@ -23,11 +23,14 @@
 //!   atomic file writes on tmpfs; [`secret`]: zeroizing secret types;
 //! - [`logging`]: vinit's own stderr lines (text or JSON);
 //! - [`signals`]: signal names, `--rewrite`, the signalfd source;
+//! - [`privileges`]: pure: who the child runs as, which capabilities it
+//!   and vinit keep; /etc/passwd and /etc/group parsing;
 //! - [`spawn`]: command resolution (126/127) and starting the child;
 //! - [`supervise`]: the event loop: forwarding, reaping, running life's
 //!   actions (signals, restarts), clean-up;
 //! - [`reaper`]: the one owner of `waitpid`; leftover processes;
-//! - [`sys`]: the only module with `unsafe` (fork/exec, masks, waitpid, kill);
+//! - [`sys`]: the only module with `unsafe` (fork/exec, masks, waitpid, kill,
+//!   hardening, the child's privilege changes);
 //! - [`error`]: failures and the exit-code table.
 
 pub mod cli;
@@ -37,6 +40,7 @@ pub mod error;
 pub mod logging;
 pub mod options;
 pub mod output;
+pub mod privileges;
 pub mod reaper;
 pub mod reference;
 pub mod render;
@@ -64,11 +68,16 @@ use spawn::PreparedCommand;
 use supervise::{Forwarding, Supervision};
 use sys::InheritedSignals;
 
+/// Variables whose values vinit blanks in its own environment block at start.
+pub const CREDENTIAL_VARIABLES: &[&str] = &["VAULT_TOKEN", "BAO_TOKEN", "VINIT_SECRET_ID", "VINIT_ROLE_ID"];
+
 /// Runs vinit with `argv` (including `argv[0]`); returns the process exit
 /// code. `inherited` is the signal state captured before anything else ran.
 pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
     let descriptors = Inherited::capture();
     let env = Environment::capture();
+    // vinit has its copy: /proc/PID/environ no longer shows the values.
+    sys::blank_environ_values(CREDENTIAL_VARIABLES);
     let log_settings = LogSettings::from_env(&env);
     logging::init(log_settings.as_ref().copied().unwrap_or_default());
     tracing::debug!("{} starting", cli::VERSION);
@@ -128,11 +137,11 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
                     }
                 }
                 tracing::debug!("exec {}", spawn::display_command(&plan.command));
-                Err(command.exec(&inherited))
+                Err(command.exec(&inherited, &plan.privileges))
             }
             Mode::Supervise => {
                 // On failure, dropping `prepared.files` removes the files.
-                let app = command.spawn(inherited)?;
+                let app = command.spawn(inherited, &plan.privileges)?;
                 prepared.files.keep();
                 tracing::debug!("started {} as pid {app}", spawn::display_command(&plan.command));
                 drop(command);
@@ -146,6 +155,10 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
                 if !may_restart {
                     descriptors.close();
                 }
+                if !plan.privileges.is_noop() {
+                    let respawns = may_restart.then_some(&plan.privileges);
+                    keep_only_running_life_caps(plan.secrets.renders_files(), respawns);
+                }
                 let Plan {
                     command: argv,
                     signal_group,
@@ -154,6 +167,7 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
                     child_env,
                     life,
                     secrets,
+                    privileges,
                     ..
                 } = plan;
                 let env = std::mem::take(&mut prepared.env);
@@ -166,7 +180,7 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
                 };
                 let mut respawn = |env: &[(OsString, OsString)]| {
                     let command = PreparedCommand::new(program.clone(), &argv, env)?;
-                    command.spawn(inherited)
+                    command.spawn(inherited, &privileges)
                 };
                 let supervision = Supervision {
                     forwarding: Forwarding {
@@ -237,6 +251,23 @@ fn abort_on_pending_stop_signal(signals: &mut SignalSource) -> Result<(), Error>
         .pending()
         .map_err(|err| Error::system("cannot read signals", err))?;
     handle_startup_signals(pending)
+}
+
+/// Once the app runs with fewer privileges, vinit keeps only what its
+/// running life needs (SECURITY.md names the set). Never fatal.
+fn keep_only_running_life_caps(renders_files: bool, respawns: Option<&privileges::ChildPrivileges>) {
+    let held = match sys::holder() {
+        Ok(holder) => holder.permitted,
+        Err(err) => {
+            tracing::warn!("cannot read vinit's capabilities ({err}); it keeps them");
+            return;
+        }
+    };
+    let keep = privileges::running_life_caps(renders_files, respawns, held);
+    match sys::limit_own_capabilities(keep) {
+        Ok(()) => tracing::debug!("vinit keeps only {}", keep.names()),
+        Err(err) => tracing::warn!("cannot drop vinit's capabilities ({err}); it keeps them"),
+    }
 }
 
 /// When vinit is not PID 1 (`docker run --init`, a shell, a test), orphans

@@ -1,5 +1,6 @@
-//! The `vinit` binary: captures the inherited signal state before anything
-//! else runs, then hands over to [`vinit::run`].
+//! The `vinit` binary: captures the inherited signal state and hardens the
+//! process (not dumpable, core limit 0) before anything else runs, then
+//! hands over to [`vinit::run`].
 //!
 //! There is no Rust runtime entry point (`#![no_main]`): std's would set
 //! SIGPIPE to "ignored" before `main`, and since `execve` keeps ignored
@@ -22,6 +23,14 @@ pub unsafe extern "C" fn main(argc: c_int, argv: *const *const c_char) -> c_int 
         Ok(inherited) => inherited,
         Err(err) => {
             eprintln!("vinit: cannot block signals: {err}");
+            return 71;
+        }
+    };
+    // Before anything reads a credential: no core, no ptrace, no /proc/1/mem.
+    let inherited = match vinit::sys::harden(inherited) {
+        Ok(inherited) => inherited,
+        Err(err) => {
+            eprintln!("vinit: cannot harden itself (dumpable, core limit): {err}");
             return 71;
         }
     };

@@ -13,6 +13,7 @@ use crate::cli::Args;
 use crate::config_file::ConfigFile;
 use crate::error::Error;
 use crate::logging::LogSettings;
+use crate::privileges::{self, CapSet, ChildPrivileges, Request};
 use crate::running::{EnvOnChange, LifeSettings};
 use crate::secrets::SecretsPlan;
 use crate::settings::{list, parse_bool, parse_duration, Environment};
@@ -48,6 +49,10 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "VINIT_DEBOUNCE",
     "VINIT_SPLAY",
     "VINIT_ENV_ON_CHANGE",
+    "VINIT_USER",
+    "VINIT_DROP_CAPS",
+    "VINIT_KEEP_CAPS",
+    "VINIT_NO_NEW_PRIVS",
 ];
 
 /// Variables removed from the child's environment besides `VINIT_*`.
@@ -88,6 +93,9 @@ pub struct Plan {
     /// Running life: refresh, debounce, splay, env changes, revocation.
     pub life: LifeSettings,
     pub secrets: SecretsPlan,
+    /// Who the child runs as and what it keeps (`--user`, `--drop-caps`,
+    /// `--keep-caps`, `--no-new-privs`), checked against what vinit holds.
+    pub privileges: ChildPrivileges,
 }
 
 /// Builds the plan from the parsed command line and the environment.
@@ -206,8 +214,11 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
         },
     };
 
+    let request = privilege_request(&args, env)?;
+    let privileges = decide_privileges(&request)?;
     let child_env = child_environment(env, &passthrough);
-    let secrets = SecretsPlan::build(env, &child_env, file)?;
+    let file_owner = request.identity.as_ref().map(|id| (id.uid, id.gid));
+    let secrets = SecretsPlan::build(env, &child_env, file, file_owner)?;
     Ok(Plan {
         mode: if exec { Mode::Exec } else { Mode::Supervise },
         command: args.command,
@@ -220,7 +231,74 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
         timeout,
         life,
         secrets,
+        privileges,
     })
+}
+
+/// `--user`, `--drop-caps`, `--keep-caps`, `--no-new-privs` and their twins,
+/// with SPEC's defaults: `--user` implies `--drop-caps`, `--keep-caps`
+/// implies it, and either implies `--no-new-privs`. A user, group or
+/// capability that does not exist is a configuration error (78).
+fn privilege_request(args: &Args, env: &Environment) -> Result<Request, Error> {
+    let identity = match text_setting(&args.user, "--user", env, "VINIT_USER")? {
+        Some((source, spec)) => {
+            let passwd = read_account_file("/etc/passwd")?;
+            let group = read_account_file("/etc/group")?;
+            Some(
+                privileges::resolve_user(spec, &passwd, &group)
+                    .map_err(|e| Error::config(format!("{source}: {e}")))?,
+            )
+        }
+        None => None,
+    };
+    let keep = match text_setting(&args.keep_caps, "--keep-caps", env, "VINIT_KEEP_CAPS")? {
+        Some((source, list)) => {
+            Some(privileges::parse_capabilities(list).map_err(|e| Error::config(format!("{source}: {e}")))?)
+        }
+        None => None,
+    };
+    let drop_caps = keep.is_some()
+        || optional_flag(args.drop_caps, env, "VINIT_DROP_CAPS")?.unwrap_or(identity.is_some());
+    let no_new_privs = optional_flag(args.no_new_privs, env, "VINIT_NO_NEW_PRIVS")?.unwrap_or(drop_caps);
+    Ok(Request {
+        identity,
+        drop_caps,
+        keep: keep.unwrap_or(CapSet::EMPTY),
+        no_new_privs,
+    })
+}
+
+/// A text setting from its flag or its variable, with the name of the one
+/// that gave it (for messages).
+fn text_setting<'a>(
+    flag: &'a Option<String>,
+    flag_name: &'static str,
+    env: &'a Environment,
+    variable: &'static str,
+) -> Result<Option<(&'static str, &'a str)>, Error> {
+    Ok(match flag {
+        Some(text) => Some((flag_name, text.as_str())),
+        None => env.text(variable)?.map(|text| (variable, text)),
+    })
+}
+
+/// The image's /etc/passwd or /etc/group; an absent file is empty.
+fn read_account_file(path: &str) -> Result<String, Error> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(text),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(err) => Err(Error::config(format!("--user: cannot read {path}: {err}"))),
+    }
+}
+
+/// Whether vinit can grant the request, with what it holds now.
+fn decide_privileges(request: &Request) -> Result<ChildPrivileges, Error> {
+    if !request.restricts() {
+        return Ok(ChildPrivileges::default());
+    }
+    let holder =
+        crate::sys::holder().map_err(|err| Error::system("cannot read vinit's capabilities", err))?;
+    ChildPrivileges::decide(request, &holder).map_err(Error::config)
 }
 
 /// A duration from its flag, its variable, or the config file (in that order).
@@ -254,12 +332,20 @@ fn duration_setting(
 
 /// A boolean flag wins when given; otherwise its environment twin decides.
 fn flag_or_env(flag: bool, env: &Environment, name: &str) -> Result<bool, Error> {
+    Ok(optional_flag(flag, env, name)?.unwrap_or(false))
+}
+
+/// Like [`flag_or_env`], but `None` when neither is given (the default
+/// depends on other settings).
+fn optional_flag(flag: bool, env: &Environment, name: &str) -> Result<Option<bool>, Error> {
     if flag {
-        return Ok(true);
+        return Ok(Some(true));
     }
     match env.text(name)? {
-        None => Ok(false),
-        Some(text) => parse_bool(text).map_err(|e| Error::usage(format!("{name}: {e}"))),
+        None => Ok(None),
+        Some(text) => parse_bool(text)
+            .map(Some)
+            .map_err(|e| Error::usage(format!("{name}: {e}"))),
     }
 }
 

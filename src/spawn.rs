@@ -3,8 +3,9 @@
 //! before the fork, and starts it, in supervise mode as a child in its own
 //! process group, or in exec mode in vinit's place.
 //!
-//! Everything here is computed before the fork; the fork and the child's few
-//! system calls live in `sys`.
+//! Everything here is computed before the fork (the privilege changes come
+//! decided from `privileges`); the fork and the child's few system calls
+//! live in `sys`.
 
 use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
@@ -12,6 +13,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
+use crate::privileges::ChildPrivileges;
 use crate::sys::{self, ChildSetup, ExecImage, InheritedSignals, SpawnFailure};
 
 /// `execvp`'s search path when the environment has no `PATH`.
@@ -53,22 +55,36 @@ impl PreparedCommand {
     }
 
     /// Starts the child in its own process group, in the terminal's
-    /// foreground when vinit holds it. Returns the child's pid.
-    pub fn spawn(&self, signals: InheritedSignals) -> Result<libc::pid_t, Error> {
+    /// foreground when vinit holds it, with `privileges`. Returns its pid.
+    pub fn spawn(
+        &self,
+        signals: InheritedSignals,
+        privileges: &ChildPrivileges,
+    ) -> Result<libc::pid_t, Error> {
         let setup = ChildSetup {
             take_terminal: holds_terminal_foreground(),
             signals,
+            privileges,
         };
-        match sys::spawn(&self.image, &setup) {
-            Ok(pid) => Ok(pid),
-            Err(SpawnFailure::Fork(err)) => Err(Error::system("cannot start a process", err)),
-            Err(SpawnFailure::Exec(err)) => Err(exec_error(&self.shown, err)),
-        }
+        sys::spawn(&self.image, &setup).map_err(|failure| self.spawn_error(failure))
     }
 
-    /// Replaces vinit with the command; returns only on failure.
-    pub fn exec(&self, signals: &InheritedSignals) -> Error {
-        exec_error(&self.shown, sys::exec_in_place(&self.image, signals))
+    /// Replaces vinit with the command, with `privileges`; returns only on failure.
+    pub fn exec(&self, signals: &InheritedSignals, privileges: &ChildPrivileges) -> Error {
+        let setup = ChildSetup {
+            take_terminal: false,
+            signals: *signals,
+            privileges,
+        };
+        self.spawn_error(sys::exec_in_place(&self.image, &setup))
+    }
+
+    fn spawn_error(&self, failure: SpawnFailure) -> Error {
+        match failure {
+            SpawnFailure::Fork(err) => Error::system("cannot start a process", err),
+            SpawnFailure::Privileges(step, err) => Error::system(step.describe(), err),
+            SpawnFailure::Exec(err) => exec_error(&self.shown, err),
+        }
     }
 }
 

@@ -2,9 +2,16 @@
 //! expresses the way a PID 1 needs them.
 //!
 //! It owns: reading `argv` from the C entry point, capturing the signal mask
-//! vinit was started with, the fork → exec of the child (the code between
-//! fork and exec lives here and nowhere else), `waitpid(-1)` with the raw
-//! status, and `kill` for any signal number (realtime ones included).
+//! vinit was started with, vinit's own hardening (not dumpable, core limit 0,
+//! credential values blanked in its environment block, capabilities dropped
+//! after start-up), the fork → exec of the child (the code between fork and
+//! exec lives here and nowhere else, the child's privilege changes
+//! included), `waitpid(-1)` with the raw status, and `kill` for any signal
+//! number (realtime ones included).
+//!
+//! Capabilities are set with raw capget/capset/prctl, not the `caps` crate:
+//! its setters build `HashSet`s and some read /proc, which the child may not
+//! do between fork and exec, and the few calls here cost less than the crate.
 //!
 //! Rules for the code that runs in the child between `fork` and `execve`:
 //! it calls only async-signal-safe functions and allocates nothing; every
@@ -18,13 +25,17 @@ use std::mem::MaybeUninit;
 use std::os::unix::ffi::OsStringExt;
 use std::ptr;
 
-/// The signal state vinit was started with. The child gets exactly this
-/// back: vinit installs no handler (signals are read from a signalfd), so the
-/// dispositions, ignored signals included, pass through `execve` untouched;
-/// only the mask, which vinit widens to block everything, must be restored.
+use crate::privileges::{self, CapSet, ChildPrivileges, PrivilegeCalls, Step};
+
+/// The signal state (and core limit) vinit was started with. The child gets
+/// exactly this back: vinit installs no handler (signals are read from a
+/// signalfd), so the dispositions, ignored signals included, pass through
+/// `execve` untouched; only the mask, which vinit widens to block
+/// everything, and the core limit, which [`harden`] lowers, are restored.
 #[derive(Clone, Copy)]
 pub struct InheritedSignals {
     mask: libc::sigset_t,
+    core_limit: Option<libc::rlimit>,
 }
 
 /// Blocks every signal for the whole process and returns the mask that was in
@@ -45,8 +56,246 @@ pub fn block_all_signals() -> io::Result<InheritedSignals> {
         }
         Ok(InheritedSignals {
             mask: old.assume_init(),
+            core_limit: None,
         })
     }
+}
+
+/// vinit's first steps after blocking signals: it becomes not dumpable (no
+/// core file; its /proc entries belong to root and other users cannot
+/// ptrace it or read its memory or environ) and lowers its soft core limit
+/// to 0. The original limit is kept in `inherited` for the child.
+pub fn harden(mut inherited: InheritedSignals) -> io::Result<InheritedSignals> {
+    // SAFETY: PR_SET_DUMPABLE takes plain integers.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let lowered = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: limit.rlim_max,
+    };
+    // SAFETY: setrlimit reads the struct we own; lowering a soft limit is
+    // always allowed.
+    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &lowered) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    inherited.core_limit = Some(limit);
+    Ok(inherited)
+}
+
+extern "C" {
+    /// The C library's environment array (`environ(7)`).
+    static mut environ: *mut *mut c_char;
+}
+
+/// Overwrites with zero bytes, in place, the value of each variable named in
+/// `names` in vinit's own environment block, which is what
+/// /proc/PID/environ shows (the names stay, followed by NULs). Call it once
+/// the environment has been copied. Returns how many values were blanked.
+pub fn blank_environ_values(names: &[&str]) -> usize {
+    use zeroize::Zeroize;
+    let mut blanked = 0;
+    // SAFETY: `environ` is the NULL-terminated array of NUL-terminated
+    // strings the C runtime set up (or libc maintains); vinit is still
+    // single-threaded here, and nothing in it calls setenv, so no one else
+    // reads or changes the array or the strings while we walk it. The
+    // strings live in writable memory (the initial stack, or the heap for
+    // entries libc replaced); we overwrite bytes within each string's
+    // length, never its terminating NUL.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = *entry;
+            let bytes = std::slice::from_raw_parts_mut(text.cast::<u8>(), libc::strlen(text));
+            if let Some(equals) = bytes.iter().position(|b| *b == b'=') {
+                if names.iter().any(|name| name.as_bytes() == &bytes[..equals]) {
+                    bytes[equals + 1..].zeroize();
+                    blanked += 1;
+                }
+            }
+            entry = entry.add(1);
+        }
+    }
+    blanked
+}
+
+/// `_LINUX_CAPABILITY_VERSION_3`: two 32-bit words per set.
+const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Default)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+
+fn split(set: CapSet) -> [u32; 2] {
+    [set.0 as u32, (set.0 >> 32) as u32]
+}
+
+/// What vinit holds: its real ids and its effective and permitted capabilities.
+pub fn holder() -> io::Result<privileges::Holder> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget fills two CapData structs for version 3, which we own.
+    if unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let join = |low: u32, high: u32| CapSet(u64::from(low) | u64::from(high) << 32);
+    Ok(privileges::Holder {
+        // SAFETY: getuid and getgid cannot fail.
+        uid: unsafe { libc::getuid() },
+        // SAFETY: as above.
+        gid: unsafe { libc::getgid() },
+        effective: join(data[0].effective, data[1].effective),
+        permitted: join(data[0].permitted, data[1].permitted),
+    })
+}
+
+fn set_capabilities(effective: CapSet, permitted: CapSet, inheritable: CapSet) -> Result<(), c_int> {
+    let mut header = CapHeader {
+        version: CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let [e0, e1] = split(effective);
+    let [p0, p1] = split(permitted);
+    let [i0, i1] = split(inheritable);
+    let data = [
+        CapData {
+            effective: e0,
+            permitted: p0,
+            inheritable: i0,
+        },
+        CapData {
+            effective: e1,
+            permitted: p1,
+            inheritable: i1,
+        },
+    ];
+    // SAFETY: capset reads the header and two CapData structs we own.
+    check(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
+}
+
+/// vinit keeps only `keep` in its effective and permitted sets (nothing
+/// inheritable, nothing ambient) for the rest of its life. Capabilities
+/// are per thread: this applies to the calling thread, the event loop's
+/// (threads created later inherit it).
+pub fn limit_own_capabilities(keep: CapSet) -> io::Result<()> {
+    let mut raw = RawPrivilegeCalls;
+    raw.set_caps(keep, keep, CapSet::EMPTY)
+        .and_then(|()| raw.clear_ambient())
+        .map_err(io::Error::from_raw_os_error)
+}
+
+/// 0 when a raw syscall succeeded, else its errno. Async-signal-safe.
+fn check(rc: libc::c_long) -> Result<(), c_int> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        // SAFETY: reading errno of the calling thread.
+        Err(unsafe { *libc::__errno_location() })
+    }
+}
+
+/// The privilege calls as raw system calls: async-signal-safe, allocating
+/// nothing, acting on the calling thread only (musl's setuid wrappers would
+/// signal every thread; between fork and exec there is only one).
+struct RawPrivilegeCalls;
+
+impl PrivilegeCalls for RawPrivilegeCalls {
+    fn drop_bounding(&mut self, cap: u32) -> Result<bool, c_int> {
+        // SAFETY: prctl with integer arguments.
+        let present = unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) };
+        match present {
+            // Past the kernel's last capability.
+            -1 => Ok(false),
+            0 => Ok(true),
+            _ => {
+                // SAFETY: prctl with integer arguments.
+                check(unsafe { libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) }.into())
+                    .map(|()| true)
+            }
+        }
+    }
+
+    fn set_groups(&mut self, groups: &[u32]) -> Result<(), c_int> {
+        // SAFETY: setgroups reads `groups.len()` gid_t (u32) values we own.
+        check(unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) })
+    }
+
+    fn set_gid(&mut self, gid: u32) -> Result<(), c_int> {
+        // SAFETY: integer arguments.
+        check(unsafe { libc::syscall(libc::SYS_setresgid, gid, gid, gid) })
+    }
+
+    fn keep_caps_on_setuid(&mut self) -> Result<(), c_int> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) }.into())
+    }
+
+    fn set_uid(&mut self, uid: u32) -> Result<(), c_int> {
+        // SAFETY: integer arguments.
+        check(unsafe { libc::syscall(libc::SYS_setresuid, uid, uid, uid) })
+    }
+
+    fn set_caps(&mut self, effective: CapSet, permitted: CapSet, inheritable: CapSet) -> Result<(), c_int> {
+        set_capabilities(effective, permitted, inheritable)
+    }
+
+    fn clear_ambient(&mut self) -> Result<(), c_int> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) }.into())
+    }
+
+    fn raise_ambient(&mut self, cap: u32) -> Result<(), c_int> {
+        // SAFETY: prctl with integer arguments.
+        check(
+            unsafe {
+                libc::prctl(
+                    libc::PR_CAP_AMBIENT,
+                    libc::PR_CAP_AMBIENT_RAISE,
+                    cap as libc::c_ulong,
+                    0,
+                    0,
+                )
+            }
+            .into(),
+        )
+    }
+
+    fn no_new_privs(&mut self) -> Result<(), c_int> {
+        // SAFETY: prctl with integer arguments.
+        check(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }.into())
+    }
+}
+
+/// Gives the child back what vinit changed for itself (the core limit) and
+/// makes its privilege changes. Async-signal-safe; allocates nothing.
+fn prepare_child(setup: &ChildSetup) -> Result<(), (Step, c_int)> {
+    if let Some(limit) = &setup.signals.core_limit {
+        // SAFETY: setrlimit reads a struct we own; raising the soft limit
+        // back up to the unchanged hard limit is always allowed.
+        unsafe { libc::setrlimit(libc::RLIMIT_CORE, limit) };
+    }
+    privileges::apply(setup.privileges, &mut RawPrivilegeCalls)
 }
 
 /// Collects `argv` as handed to the C `main` (vinit has no Rust runtime
@@ -116,11 +365,13 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
 
 /// How the child is set up between fork and exec.
 #[derive(Clone, Copy)]
-pub struct ChildSetup {
+pub struct ChildSetup<'a> {
     /// Make the child's new process group the terminal's foreground group (stdin is vinit's
     /// controlling terminal and vinit is in its foreground).
     pub take_terminal: bool,
     pub signals: InheritedSignals,
+    /// Who the child runs as and what it may keep, decided before the fork.
+    pub privileges: &'a ChildPrivileges,
 }
 
 /// Why a spawn failed.
@@ -128,9 +379,23 @@ pub struct ChildSetup {
 pub enum SpawnFailure {
     /// No child was created (fork or pipe failed).
     Fork(io::Error),
+    /// The child was created but a privilege change failed at `Step`; the
+    /// child has already exited and been waited for.
+    Privileges(Step, io::Error),
     /// The child was created but `execve` failed with this error; the child
     /// has already exited and been waited for.
     Exec(io::Error),
+}
+
+impl SpawnFailure {
+    /// Decodes what the child reported: `step` 0 is the exec itself.
+    fn from_child(step: i32, errno: i32) -> SpawnFailure {
+        let err = io::Error::from_raw_os_error(errno);
+        match Step::from_code(step) {
+            Some(step) => SpawnFailure::Privileges(step, err),
+            None => SpawnFailure::Exec(err),
+        }
+    }
 }
 
 /// Forks and executes `image` in the child. Returns the child's pid once
@@ -160,17 +425,19 @@ pub fn spawn(image: &ExecImage, setup: &ChildSetup) -> Result<libc::pid_t, Spawn
     }
 
     close(write_end);
-    let mut errno_bytes = [0u8; 4];
-    let got = read_full(read_end, &mut errno_bytes);
+    let mut report = [0u8; 8];
+    let got = read_full(read_end, &mut report);
     close(read_end);
-    if got == errno_bytes.len() {
+    if got == report.len() {
         // The exec failed; the child has _exit'ed. Collect it right away so
         // that the supervisor never sees a pid it does not know.
         let mut status = 0;
         // SAFETY: waiting for our own child, status is a valid out pointer.
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        let errno = i32::from_ne_bytes(errno_bytes);
-        return Err(SpawnFailure::Exec(io::Error::from_raw_os_error(errno)));
+        let [s0, s1, s2, s3, e0, e1, e2, e3] = report;
+        let step = i32::from_ne_bytes([s0, s1, s2, s3]);
+        let errno = i32::from_ne_bytes([e0, e1, e2, e3]);
+        return Err(SpawnFailure::from_child(step, errno));
     }
     Ok(pid)
 }
@@ -193,26 +460,37 @@ unsafe fn exec_in_child(image: &ExecImage, setup: &ChildSetup, error_fd: c_int) 
             // background group may take the terminal without being stopped.
             libc::tcsetpgrp(libc::STDIN_FILENO, libc::getpid());
         }
-        libc::sigprocmask(libc::SIG_SETMASK, &setup.signals.mask, ptr::null_mut());
-        libc::execve(
-            image.path.as_ptr(),
-            image.argv_ptrs.as_ptr(),
-            image.envp_ptrs.as_ptr(),
-        );
-        let errno = *libc::__errno_location();
-        let bytes = errno.to_ne_bytes();
-        libc::write(error_fd, bytes.as_ptr().cast(), bytes.len());
+        let (step, errno) = match prepare_child(setup) {
+            Err((step, errno)) => (step as i32, errno),
+            Ok(()) => {
+                libc::sigprocmask(libc::SIG_SETMASK, &setup.signals.mask, ptr::null_mut());
+                libc::execve(
+                    image.path.as_ptr(),
+                    image.argv_ptrs.as_ptr(),
+                    image.envp_ptrs.as_ptr(),
+                );
+                (0, *libc::__errno_location())
+            }
+        };
+        let [s0, s1, s2, s3] = step.to_ne_bytes();
+        let [e0, e1, e2, e3] = errno.to_ne_bytes();
+        let report = [s0, s1, s2, s3, e0, e1, e2, e3];
+        libc::write(error_fd, report.as_ptr().cast(), report.len());
         libc::_exit(127)
     }
 }
 
-/// Replaces vinit with `image` (exec mode). Restores the inherited mask
-/// first; returns only on failure.
-pub fn exec_in_place(image: &ExecImage, signals: &InheritedSignals) -> io::Error {
+/// Replaces vinit with `image` (exec mode). Makes the privilege changes and
+/// restores the core limit and the inherited mask first; returns only on
+/// failure (then vinit exits: its privileges may be half changed).
+pub fn exec_in_place(image: &ExecImage, setup: &ChildSetup) -> SpawnFailure {
+    if let Err((step, errno)) = prepare_child(setup) {
+        return SpawnFailure::Privileges(step, io::Error::from_raw_os_error(errno));
+    }
     // SAFETY: restoring a mask we captured; execve gets NUL-terminated
     // arrays that live in `image` for the duration of the call.
     unsafe {
-        libc::pthread_sigmask(libc::SIG_SETMASK, &signals.mask, ptr::null_mut());
+        libc::pthread_sigmask(libc::SIG_SETMASK, &setup.signals.mask, ptr::null_mut());
         libc::execve(
             image.path.as_ptr(),
             image.argv_ptrs.as_ptr(),
@@ -226,7 +504,7 @@ pub fn exec_in_place(image: &ExecImage, signals: &InheritedSignals) -> io::Error
         libc::sigfillset(all.as_mut_ptr());
         libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), ptr::null_mut());
     }
-    err
+    SpawnFailure::Exec(err)
 }
 
 fn close(fd: c_int) {

@@ -95,11 +95,13 @@ pub struct SecretsPlan {
 impl SecretsPlan {
     /// Finds every reference in `child_env` (minus `VINIT_IGNORE`) and the
     /// config file, loads and checks templates, and resolves Vault settings
-    /// and authentication when anything needs them.
+    /// and authentication when anything needs them. Files without an
+    /// `owner` belong to `file_owner` (uid, gid: the `--user`), else to vinit.
     pub fn build(
         env: &Environment,
         child_env: &[(OsString, OsString)],
         config: Option<&ConfigFile>,
+        file_owner: Option<(u32, u32)>,
     ) -> Result<SecretsPlan, Error> {
         let ignored = crate::settings::list(env.text("VINIT_IGNORE")?.unwrap_or(""));
         let mut env_refs = Vec::new();
@@ -138,7 +140,7 @@ impl SecretsPlan {
         let templates = config
             .templates
             .iter()
-            .map(template_job)
+            .map(|section| template_job(section, file_owner))
             .collect::<Result<Vec<_>, _>>()?;
         let issues: Vec<IssueJob> = config
             .issues
@@ -256,6 +258,11 @@ impl SecretsPlan {
         self.vault.as_ref()
     }
 
+    /// True when start-up writes files (which running life may re-render).
+    pub fn renders_files(&self) -> bool {
+        !self.templates.is_empty()
+    }
+
     /// Every distinct read (path and version).
     pub fn reads(&self) -> impl Iterator<Item = &Read> {
         self.reads.keys()
@@ -353,7 +360,10 @@ impl std::fmt::Debug for SecretsPlan {
     }
 }
 
-fn template_job(section: &crate::config_file::TemplateSection) -> Result<TemplateJob, Error> {
+fn template_job(
+    section: &crate::config_file::TemplateSection,
+    default_owner: Option<(u32, u32)>,
+) -> Result<TemplateJob, Error> {
     let label = section.destination.display().to_string();
     let source = match (&section.source, &section.contents) {
         (Some(path), _) => std::fs::read_to_string(path)
@@ -366,7 +376,7 @@ fn template_job(section: &crate::config_file::TemplateSection) -> Result<Templat
         }
     };
     let (uid, gid) = match &section.owner {
-        None => (nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw()),
+        None => default_owner.unwrap_or((nix::unistd::getuid().as_raw(), nix::unistd::getgid().as_raw())),
         Some(owner) => {
             owner_ids(owner).map_err(|e| Error::config(format!("template {label}: owner: {e}")))?
         }
@@ -418,7 +428,7 @@ mod tests {
     #[test]
     fn nothing_to_fetch_means_no_vault() {
         let (environment, child) = env(&[("PATH", "/bin"), ("VAULT_ADDR", "::bad::")]);
-        let plan = SecretsPlan::build(&environment, &child, None).unwrap();
+        let plan = SecretsPlan::build(&environment, &child, None, None).unwrap();
         assert!(!plan.needs_vault(), "a plain init must not need Vault");
     }
 
@@ -434,7 +444,7 @@ mod tests {
             ("SKIP", "vault:not/read#x"),
             ("VINIT_IGNORE", "SKIP"),
         ]);
-        let plan = SecretsPlan::build(&environment, &child, None).unwrap();
+        let plan = SecretsPlan::build(&environment, &child, None, None).unwrap();
         let reads: Vec<String> = plan.reads.keys().map(|r| r.to_string()).collect();
         assert_eq!(
             reads,
@@ -450,7 +460,9 @@ mod tests {
     #[test]
     fn malformed_reference_names_the_variable() {
         let (environment, child) = env(&[("DB_PASSWORD", "vault:secret/data/app")]);
-        let err = SecretsPlan::build(&environment, &child, None).err().unwrap();
+        let err = SecretsPlan::build(&environment, &child, None, None)
+            .err()
+            .unwrap();
         assert_eq!(err.exit_code(), 78);
         assert!(err.to_string().starts_with("DB_PASSWORD: "), "{err}");
     }
