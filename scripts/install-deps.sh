@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building and testing vinit needs on a fresh Debian machine
 # (as root): the musl target and tools, the PID-namespace and terminal tools
-# the tests use, openssl (test keys), PostgreSQL's server (dynamic
-# credentials), debootstrap and busybox-static (the bakery's base images),
-# the pinned OpenBao (scripts/openbao.sh), rustfmt/clippy.
+# the tests use (setpriv; strace for the leak hunt), openssl (test keys),
+# PostgreSQL's server (dynamic credentials), debootstrap and busybox-static
+# (the bakery's base images), the pinned OpenBao (scripts/openbao.sh),
+# rustfmt/clippy.
 # Quick when everything is already there.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -16,6 +17,8 @@ command -v file >/dev/null || packages+=(file)
 command -v openssl >/dev/null || packages+=(openssl)
 command -v curl >/dev/null || packages+=(curl)
 command -v runuser >/dev/null || packages+=(util-linux)
+command -v setpriv >/dev/null || packages+=(util-linux)
+command -v strace >/dev/null || packages+=(strace)
 command -v psql >/dev/null || packages+=(postgresql-client)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || packages+=(postgresql)
 command -v python3 >/dev/null || packages+=(python3 python3-pip)

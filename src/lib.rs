@@ -107,6 +107,10 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
+        // Blocking-pool threads (name resolution) take vinit's reduced
+        // capabilities when they start, and idle ones soon exit with theirs.
+        .on_thread_start(sys::limit_new_thread)
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .build()
         .map_err(|err| Error::system("cannot start the event loop", err))?;
     runtime.block_on(async move {

@@ -194,15 +194,37 @@ fn set_capabilities(effective: CapSet, permitted: CapSet, inheritable: CapSet) -
     check(unsafe { libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()) })
 }
 
+/// The capabilities every thread of vinit is limited to, once set
+/// (`u64::MAX`: no limit yet).
+static CAPABILITY_LIMIT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
 /// vinit keeps only `keep` in its effective and permitted sets (nothing
 /// inheritable, nothing ambient) for the rest of its life. Capabilities
-/// are per thread: this applies to the calling thread, the event loop's
-/// (threads created later inherit it).
+/// are per thread: this applies to the calling thread, the event loop's;
+/// threads it creates later inherit it, and threads of tokio's blocking
+/// pool apply it when they start ([`limit_new_thread`]). A pool thread
+/// that already exists keeps its set until it has been idle for the
+/// runtime's keep-alive and exits.
 pub fn limit_own_capabilities(keep: CapSet) -> io::Result<()> {
+    CAPABILITY_LIMIT.store(keep.0, std::sync::atomic::Ordering::SeqCst);
+    limit_this_thread(keep).map_err(io::Error::from_raw_os_error)
+}
+
+fn limit_this_thread(keep: CapSet) -> Result<(), c_int> {
     let mut raw = RawPrivilegeCalls;
     raw.set_caps(keep, keep, CapSet::EMPTY)
         .and_then(|()| raw.clear_ambient())
-        .map_err(io::Error::from_raw_os_error)
+}
+
+/// For the runtime's `on_thread_start`: a thread started after
+/// [`limit_own_capabilities`] (by a thread that still had more) takes the
+/// limit too.
+pub fn limit_new_thread() {
+    let limit = CAPABILITY_LIMIT.load(std::sync::atomic::Ordering::SeqCst);
+    if limit != u64::MAX {
+        // Failing to lower is not possible (lowering needs no privilege).
+        let _ = limit_this_thread(CapSet(limit));
+    }
 }
 
 /// 0 when a raw syscall succeeded, else its errno. Async-signal-safe.

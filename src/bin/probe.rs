@@ -3,7 +3,8 @@
 //!
 //! Usage: `vinit-probe STEP... [-- ARG...]`. Steps run in order:
 //! - `report=FILE`: pid, ppid, pgid, terminal foreground group, blocked and
-//!   ignored signals, open descriptors, cwd, argv (hex) and environ (hex);
+//!   ignored signals, ids, groups, capability sets, no_new_privs, the core
+//!   limit, open descriptors, cwd, argv (hex) and environ (hex);
 //! - `record=FILE`: block every signal and record (append) each one received
 //!   by the `await` steps below to FILE, one number per line;
 //! - `ready=FILE`: create FILE (tells the test the steps before are done);
@@ -18,6 +19,8 @@
 //! - `out=TEXT`, `err=TEXT`: write TEXT to stdout/stderr (`\n` as newline);
 //! - `outhex=HEX`: write raw bytes to stdout;
 //! - `cat`: copy stdin to stdout until end of file;
+//! - `bind=PORT`: bind a TCP socket to 0.0.0.0:PORT, write `bound` or the
+//!   error to stdout;
 //! - `stamp=FILE`: write CLOCK_MONOTONIC in nanoseconds (start-up benchmarks);
 //! - `sleep=MS`; `exit=N`; `raise=SIG` (die by SIG with its default action).
 //!
@@ -92,6 +95,10 @@ fn run(argv: &[OsString]) {
                 let mut out = io::stdout();
                 out.write_all(&input).and_then(|()| out.flush()).ok();
             }
+            "bind" => match std::net::TcpListener::bind(("0.0.0.0", value.parse().unwrap_or(0))) {
+                Ok(_) => write_to(&mut io::stdout(), "bound\\n"),
+                Err(err) => write_to(&mut io::stdout(), &format!("bind: {err}\\n")),
+            },
             "sleep" => std::thread::sleep(Duration::from_millis(value.parse().unwrap_or(0))),
             "exit" => exit(value.parse().unwrap_or_else(|_| fail("exit=N"))),
             "raise" => raise(signal_number(value)),
@@ -181,6 +188,16 @@ fn report(path: &str, argv: &[OsString]) {
         format!("tpgid={}", stat_field(5)),
         format!("sigblk={}", field("SigBlk:")),
         format!("sigign={}", field("SigIgn:")),
+        format!("uid={}", field("Uid:")),
+        format!("gid={}", field("Gid:")),
+        format!("groups={}", field("Groups:")),
+        format!("capinh={}", field("CapInh:")),
+        format!("capprm={}", field("CapPrm:")),
+        format!("capeff={}", field("CapEff:")),
+        format!("capbnd={}", field("CapBnd:")),
+        format!("capamb={}", field("CapAmb:")),
+        format!("nonewprivs={}", field("NoNewPrivs:")),
+        format!("core={}", core_limit()),
         format!("fds={}", fds.join(",")),
         format!(
             "cwd={}",
@@ -200,6 +217,17 @@ fn report(path: &str, argv: &[OsString]) {
     }
     lines.push(String::new());
     write_atomically(path, lines.join("\n").as_bytes());
+}
+
+/// The soft and hard core limits, `SOFT:HARD`.
+fn core_limit() -> String {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) };
+    format!("{}:{}", limit.rlim_cur, limit.rlim_max)
 }
 
 fn monotonic_nanos() -> u128 {

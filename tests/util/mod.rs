@@ -59,21 +59,23 @@ impl Vinit {
     /// vinit as a subreaper that inherits, as descriptor 3, `path` opened
     /// for writing (a FIFO, say) by the shell that execs it.
     pub fn subreaper_with_fd3(path: &Path) -> Self {
-        let mut command = Command::new("sh");
+        let script = format!("exec \"$0\" \"$@\" 3>'{}'", path.display());
+        Self::launched_by(&["sh", "-c", &script])
+    }
+
+    /// vinit as a subreaper started through `launcher` (a program and its
+    /// arguments that end by exec'ing their last argument, vinit, in place:
+    /// `setpriv ...`, `prlimit ... --`, `unshare --mount sh -c '...; exec "$@"' sh`).
+    pub fn launched_by(launcher: &[&str]) -> Self {
+        let mut vinit = Self::build(false);
+        let mut command = Command::new(launcher[0]);
+        command.args(&launcher[1..]).arg(VINIT);
         command
-            .arg("-c")
-            .arg(format!("exec \"$0\" \"$@\" 3>'{}'", path.display()))
-            .arg(VINIT);
-        for (name, _) in std::env::vars_os() {
-            if name.to_string_lossy().starts_with("VINIT_") {
-                command.env_remove(name);
-            }
-        }
+            .env_clear()
+            .envs(std::env::vars_os().filter(|(name, _)| !name.to_string_lossy().starts_with("VINIT_")));
         isolate_stdio(&mut command);
-        Vinit {
-            command,
-            pid_namespace: false,
-        }
+        vinit.command = command;
+        vinit
     }
 
     fn build(pid_namespace: bool) -> Self {
