@@ -1,7 +1,8 @@
 //! Secrets at start against a real OpenBao dev server: references in the
 //! environment (KV v1, KV v2 with versions, inline, login), AppRole (values,
 //! files, response-wrapped secret_id), templates into tmpfs files, PKI
-//! issuance, `--check`, and no secret in any log line.
+//! issuance, `--check`, and the leak hunt: no value read at start in any log
+//! line, /proc entry, persistent file, descriptor or unreferenced variable.
 
 mod util;
 
@@ -417,56 +418,179 @@ fn check_lists_reads_without_contacting_vault_and_online_proves_access() {
     finished.expect_code(65);
 }
 
+/// The leak hunt (issue 7): a value read at start (the password, the
+/// secret_id, the role_id, the token) never appears in vinit's trace logs
+/// (text and JSON), in /proc/VINIT/environ or cmdline, in the app's
+/// environment unless referenced there, or in a file vinit opens for
+/// writing outside tmpfs (every open traced with strace); and vinit holds
+/// no descriptor to the secret_id file once the app runs.
 #[test]
-fn no_secret_value_appears_in_trace_logs() {
+fn no_value_read_at_start_leaks_into_logs_proc_disk_descriptors_or_the_env() {
     let bao = OpenBao::start();
     let password = "pw-3f9a1c77";
     bao.bao(&["kv", "put", "secret/app", &format!("db_password={password}")]);
     bao.policy("app", &["secret/data/app"]);
     let (role_id, secret_id) = bao.approle("app");
-    let scratch = Scratch::new();
-    let out = tempfile::tempdir_in("/dev/shm").unwrap();
-    let config = scratch.path("vinit.toml");
+    // Everything the test itself writes that may hold a value stays on tmpfs.
+    let shm = tempfile::tempdir_in("/dev/shm").unwrap();
+    let at = |name: &str| shm.path().join(name);
+    std::fs::write(at("secret_id"), &secret_id).unwrap();
     std::fs::write(
-        &config,
+        at("vinit.toml"),
         format!(
-            "[[template]]\ncontents = \"{{{{ secret('secret/data/app').db_password }}}}\"\ndestination = \"{}/pw\"\n",
-            out.path().display()
+            "[[template]]\ncontents = \"{{{{ secret('secret/data/app').db_password }}}}\"\ndestination = \"{}\"\n",
+            at("pw").display()
         ),
     )
     .unwrap();
     for format in ["text", "json"] {
-        let finished = Vinit::subreaper()
-            .env("VINIT_LOG", "trace")
-            .env("VINIT_LOG_FORMAT", format)
-            .env("VAULT_ADDR", &bao.addr)
-            .env("VINIT_AUTH_METHOD", "approle")
-            .env("VINIT_ROLE_ID", &role_id)
-            .env("VINIT_SECRET_ID", &secret_id)
-            .env("DB_PASSWORD", "vault:secret/data/app#db_password")
-            .env("TOKEN", "vault:login")
-            .arg("--config")
-            .arg(&config)
-            .probe([report_step(&scratch.path(format))])
-            .run();
+        let trace = at(&format!("{format}.strace"));
+        let vinit = Vinit::launched_by(&[
+            "strace",
+            "-f",
+            "-y",
+            "-qq",
+            "-e",
+            "trace=open,openat,creat",
+            "-e",
+            "status=successful",
+            "-o",
+            trace.to_str().unwrap(),
+        ])
+        .env("VINIT_LOG", "trace")
+        .env("VINIT_LOG_FORMAT", format)
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VINIT_AUTH_METHOD", "approle")
+        .env("VINIT_ROLE_ID", &role_id)
+        .env("DB_PASSWORD", "vault:secret/data/app#db_password")
+        .env("TOKEN", "vault:login")
+        .arg("--config")
+        .arg(at("vinit.toml"));
+        // One run reads the secret_id from a variable, the other from a file.
+        let vinit = match format {
+            "text" => vinit.env("VINIT_SECRET_ID", &secret_id),
+            _ => vinit.env("VINIT_SECRET_ID_FILE", at("secret_id")),
+        };
+        let report_path = at(&format!("{format}.report"));
+        let ready = at(&format!("{format}.ready"));
+        let running = vinit
+            .probe([
+                report_step(&report_path),
+                format!("record={}", at(&format!("{format}.signals")).display()),
+                format!("ready={}", ready.display()),
+                "await=TERM".to_string(),
+            ])
+            .start();
+        util::wait_for_file(&ready);
+        let vinit_pid = util::children_of(running.pid())[0].0;
+        let report = Report::read(&report_path);
+        let token = report.env_var("TOKEN").expect("the login token");
+        assert!(token.len() > 10);
+        let values = [password, secret_id.as_str(), role_id.as_str(), token.as_str()];
+
+        for entry in ["environ", "cmdline"] {
+            let seen = std::fs::read(format!("/proc/{vinit_pid}/{entry}")).unwrap();
+            let seen = String::from_utf8_lossy(&seen);
+            for value in values {
+                assert!(
+                    !seen.contains(value),
+                    "{format}: {value:?} in /proc/VINIT/{entry}"
+                );
+            }
+        }
+        if format == "text" {
+            let environ = std::fs::read(format!("/proc/{vinit_pid}/environ")).unwrap();
+            assert!(
+                String::from_utf8_lossy(&environ).contains("VINIT_SECRET_ID="),
+                "vinit is not the process inspected"
+            );
+        }
+        let held: Vec<_> = std::fs::read_dir(format!("/proc/{vinit_pid}/fd"))
+            .unwrap()
+            .filter_map(|fd| std::fs::read_link(fd.ok()?.path()).ok())
+            .collect();
+        assert!(
+            !held.contains(&at("secret_id")),
+            "{format}: vinit holds the secret_id file: {held:?}"
+        );
+
+        let env: Vec<String> = report
+            .env
+            .iter()
+            .map(|e| String::from_utf8_lossy(e).into_owned())
+            .collect();
+        for entry in &env {
+            for value in values {
+                let referenced =
+                    *entry == format!("DB_PASSWORD={password}") || *entry == format!("TOKEN={token}");
+                assert!(
+                    referenced || !entry.contains(value),
+                    "{format}: {value:?} in the app's {entry}"
+                );
+            }
+        }
+
+        util::send(vinit_pid, libc::SIGTERM);
+        let finished = running.wait();
         finished.expect_code(0);
         assert!(
             finished.stderr.contains("reading secret/data/app"),
             "no trace of the read:\n{}",
             finished.stderr
         );
-        let token = Report::read(&scratch.path(format))
-            .env_var("TOKEN")
-            .expect("the login token");
-        assert!(token.len() > 10);
-        for secret in [password, secret_id.as_str(), token.as_str()] {
+        for value in values {
             assert!(
-                !finished.stderr.contains(secret),
-                "{secret:?} leaked into the {format} log"
+                !finished.stderr.contains(value),
+                "{value:?} leaked into the {format} log"
             );
         }
-        assert_eq!(std::fs::read_to_string(out.path().join("pw")).unwrap(), password);
+        let app = report.int("pid");
+        let written = opened_for_writing(&std::fs::read_to_string(&trace).unwrap(), app);
+        assert!(
+            written.contains(&at("pw")) || written.iter().any(|p| p.starts_with(shm.path())),
+            "{format}: strace saw vinit write no file, not even the template: {written:?}"
+        );
+        for path in written {
+            let dir = if path.is_dir() {
+                path.as_path()
+            } else {
+                path.parent().unwrap()
+            };
+            let kind = nix::sys::statfs::statfs(dir).unwrap().filesystem_type();
+            let device = std::fs::metadata(&path).is_ok_and(|m| {
+                use std::os::unix::fs::FileTypeExt;
+                m.file_type().is_char_device()
+            });
+            assert!(
+                kind == nix::sys::statfs::TMPFS_MAGIC || device,
+                "{format}: vinit opened {} for writing, not on tmpfs",
+                path.display()
+            );
+        }
     }
+}
+
+/// The paths that processes other than `app` opened for writing, from an
+/// `strace -f -y` log (`PID openat(...O_WRONLY...) = FD</path>`).
+fn opened_for_writing(log: &str, app: i32) -> Vec<std::path::PathBuf> {
+    log.lines()
+        .filter(|line| {
+            line.split_whitespace()
+                .next()
+                .and_then(|pid| pid.parse::<i32>().ok())
+                != Some(app)
+        })
+        .filter(|line| {
+            ["O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC"]
+                .iter()
+                .any(|flag| line.contains(flag))
+        })
+        .filter_map(|line| {
+            let (_, returned) = line.rsplit_once(") = ")?;
+            let path = returned.split_once('<')?.1.strip_suffix('>')?;
+            Some(std::path::PathBuf::from(path.split('<').next().unwrap_or(path)))
+        })
+        .collect()
 }
 
 #[test]
