@@ -170,6 +170,20 @@ fn the_childs_ids_and_capabilities_in_each_mode() {
         "1",
     );
 
+    let exec = report_under(
+        Vinit::subreaper(),
+        &["--exec", "--user", "nobody"],
+        &scratch,
+        "exec",
+    );
+    check(
+        "--exec --user nobody",
+        &exec,
+        ("65534", &nobody_group, &nobody_group),
+        [NONE; 5],
+        "1",
+    );
+
     let dropped = report_under(Vinit::subreaper(), &["--drop-caps"], &scratch, "dropped");
     check("--drop-caps (root)", &dropped, ("0", "0", ""), [NONE; 5], "1");
 
