@@ -479,3 +479,41 @@ fn vinit_keeps_only_what_its_running_life_needs_and_still_signals_the_app() {
         std::fs::remove_file(&record).unwrap();
     }
 }
+
+#[test]
+fn a_restarted_app_gets_the_same_privileges_and_vinit_keeps_what_a_restart_needs() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "token=first"]);
+    let scratch = shared_scratch();
+    let report = scratch.path("report");
+    let running = Vinit::subreaper()
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("VINIT_ENV_ON_CHANGE", "restart")
+        .env("APP_TOKEN", "vault:secret/data/app#token")
+        .args(["--user", "65534:65534", "--keep-caps", "NET_BIND_SERVICE"])
+        .args(["--refresh", "1s", "--debounce", "200ms", "--grace", "2s"])
+        .probe([
+            format!("report={}", report.display()),
+            format!("record={}", scratch.file("record")),
+            "await=TERM".into(),
+        ])
+        .start();
+    let first = Report::read(&report);
+    // KILL, SETGID, SETUID, SETPCAP and the kept NET_BIND_SERVICE: a restart
+    // starts the app as 65534 with that capability again.
+    util::wait_until("vinit to keep only what a restart needs", || {
+        (thread_caps(running.pid()) == ["00000000000005e0"]).then_some(())
+    });
+    std::fs::remove_file(&report).unwrap();
+    bao.bao(&["kv", "put", "secret/app", "token=second"]);
+    let second = Report::read(&report);
+    assert_eq!(second.env_var("APP_TOKEN").as_deref(), Some("second"));
+    assert_ne!(first.int("pid"), second.int("pid"), "the app was not restarted");
+    for field in ["uid", "gid", "capprm", "capeff", "capamb", "capbnd", "nonewprivs"] {
+        assert_eq!(first.get(field), second.get(field), "{field} after the restart");
+    }
+    assert_eq!(second.get("capamb"), "0000000000000400");
+    running.signal(libc::SIGTERM);
+    running.wait().expect_code(0);
+}
