@@ -91,7 +91,14 @@ impl CapSet {
 
     /// `CAP_A,CAP_B` for messages.
     pub fn names(self) -> String {
-        self.iter().map(capability_name).collect::<Vec<_>>().join(",")
+        let mut names = String::new();
+        for cap in self.iter() {
+            if !names.is_empty() {
+                names.push(',');
+            }
+            names.push_str(&capability_name(cap));
+        }
+        names
     }
 }
 
@@ -129,70 +136,63 @@ pub fn parse_capabilities(list: &str) -> Result<CapSet, String> {
 }
 
 /// One line of /etc/passwd.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PasswdEntry {
-    pub name: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswdEntry<'a> {
+    pub name: &'a str,
     pub uid: u32,
     pub gid: u32,
 }
 
 /// One line of /etc/group.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupEntry {
-    pub name: String,
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GroupEntry<'a> {
+    pub name: &'a str,
     pub gid: u32,
-    pub members: Vec<String>,
+    /// The comma-separated member list as written.
+    pub member_list: &'a str,
+}
+
+impl<'a> GroupEntry<'a> {
+    /// The user names the group lists.
+    pub fn members(&self) -> impl Iterator<Item = &'a str> {
+        self.member_list
+            .split(',')
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+    }
 }
 
 /// Parses /etc/passwd (`name:password:uid:gid:gecos:home:shell`). Comments,
 /// blank lines and malformed lines (too few fields, ids that are not
 /// numbers) are skipped, as libc's readers skip them.
-pub fn parse_passwd(text: &str) -> Vec<PasswdEntry> {
-    entries(text)
-        .filter_map(|fields| {
-            if fields.len() < 4 || fields[0].is_empty() {
-                return None;
-            }
-            Some(PasswdEntry {
-                name: fields[0].to_string(),
-                uid: fields[2].parse().ok()?,
-                gid: fields[3].parse().ok()?,
-            })
-        })
-        .collect()
+pub fn parse_passwd(text: &str) -> impl Iterator<Item = PasswdEntry<'_>> {
+    entries(text).filter_map(|mut fields| {
+        let name = fields.next().filter(|n| !n.is_empty())?;
+        let uid = fields.nth(1)?.parse().ok()?;
+        let gid = fields.next()?.parse().ok()?;
+        Some(PasswdEntry { name, uid, gid })
+    })
 }
 
 /// Parses /etc/group (`name:password:gid:member,member`), skipping what
 /// [`parse_passwd`] skips.
-pub fn parse_group(text: &str) -> Vec<GroupEntry> {
-    entries(text)
-        .filter_map(|fields| {
-            if fields.len() < 3 || fields[0].is_empty() {
-                return None;
-            }
-            Some(GroupEntry {
-                name: fields[0].to_string(),
-                gid: fields[2].parse().ok()?,
-                members: fields
-                    .get(3)
-                    .map(|list| {
-                        list.split(',')
-                            .map(str::trim)
-                            .filter(|m| !m.is_empty())
-                            .map(String::from)
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            })
+pub fn parse_group(text: &str) -> impl Iterator<Item = GroupEntry<'_>> {
+    entries(text).filter_map(|mut fields| {
+        let name = fields.next().filter(|n| !n.is_empty())?;
+        let gid = fields.nth(1)?.parse().ok()?;
+        Some(GroupEntry {
+            name,
+            gid,
+            member_list: fields.next().unwrap_or(""),
         })
-        .collect()
+    })
 }
 
-fn entries(text: &str) -> impl Iterator<Item = Vec<&str>> {
+fn entries(text: &str) -> impl Iterator<Item = std::str::Split<'_, char>> {
     text.lines()
         .map(str::trim_end)
         .filter(|line| !line.is_empty() && !line.starts_with('#'))
-        .map(|line| line.split(':').collect())
+        .map(|line| line.split(':'))
 }
 
 /// The ids the child runs with.
@@ -217,13 +217,11 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<Identity, S
     if user_part.is_empty() || group_part.is_some_and(str::is_empty) {
         return Err(format!("\"{spec}\" is not NAME|UID[:GROUP|GID]"));
     }
-    let users = parse_passwd(passwd);
-    let groups = parse_group(group);
     let numeric_uid = user_part.parse::<u32>().ok();
-    let entry = match numeric_uid {
-        Some(uid) => users.iter().find(|u| u.uid == uid),
-        None => users.iter().find(|u| u.name == user_part),
-    };
+    let entry = parse_passwd(passwd).find(|u| match numeric_uid {
+        Some(uid) => u.uid == uid,
+        None => u.name == user_part,
+    });
     let (uid, primary_gid) = match (entry, numeric_uid) {
         (Some(user), _) => (user.uid, user.gid),
         (None, Some(uid)) => (uid, uid),
@@ -233,8 +231,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<Identity, S
         let gid = match group_part.parse::<u32>() {
             Ok(gid) => gid,
             Err(_) => {
-                groups
-                    .iter()
+                parse_group(group)
                     .find(|g| g.name == group_part)
                     .ok_or_else(|| format!("no group \"{group_part}\" in /etc/group"))?
                     .gid
@@ -254,7 +251,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<Identity, S
         });
     };
     let mut supplementary = vec![primary_gid];
-    for listed in groups.iter().filter(|g| g.members.contains(&user.name)) {
+    for listed in parse_group(group).filter(|g| g.members().any(|m| m == user.name)) {
         if !supplementary.contains(&listed.gid) {
             supplementary.push(listed.gid);
         }
@@ -502,22 +499,24 @@ nogroup:x:65534:
 
     #[test]
     fn passwd_and_group_skip_what_libc_skips() {
-        let users = parse_passwd(PASSWD);
-        let names: Vec<_> = users.iter().map(|u| u.name.as_str()).collect();
+        let users: Vec<_> = parse_passwd(PASSWD).collect();
+        let names: Vec<_> = users.iter().map(|u| u.name).collect();
         assert_eq!(names, ["root", "daemon", "app", "nobody"]);
         assert_eq!(
             users[2],
             PasswdEntry {
-                name: "app".into(),
+                name: "app",
                 uid: 1000,
                 gid: 1000
             }
         );
-        let groups = parse_group(GROUP);
-        assert_eq!(groups[3].members, ["pulse", "app"]);
-        assert!(groups.iter().any(|g| g.name == "staff" && g.members.is_empty()));
-        assert!(parse_passwd("").is_empty());
-        assert!(parse_group("::::\n:x:1:\n").is_empty());
+        let groups: Vec<_> = parse_group(GROUP).collect();
+        assert_eq!(groups[3].members().collect::<Vec<_>>(), ["pulse", "app"]);
+        assert!(groups
+            .iter()
+            .any(|g| g.name == "staff" && g.members().next().is_none()));
+        assert_eq!(parse_passwd("").count(), 0);
+        assert_eq!(parse_group("::::\n:x:1:\n").count(), 0);
     }
 
     #[test]

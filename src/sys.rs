@@ -74,21 +74,27 @@ pub fn harden(mut inherited: InheritedSignals) -> io::Result<InheritedSignals> {
         rlim_cur: 0,
         rlim_max: 0,
     };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_CORE, &mut limit) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    core_limit(None, Some(&mut limit)).map_err(io::Error::from_raw_os_error)?;
     let lowered = libc::rlimit {
         rlim_cur: 0,
         rlim_max: limit.rlim_max,
     };
-    // SAFETY: setrlimit reads the struct we own; lowering a soft limit is
-    // always allowed.
-    if unsafe { libc::setrlimit(libc::RLIMIT_CORE, &lowered) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
+    // Lowering a soft limit is always allowed.
+    core_limit(Some(&lowered), None).map_err(io::Error::from_raw_os_error)?;
     inherited.core_limit = Some(limit);
     Ok(inherited)
+}
+
+/// `prlimit64(0, RLIMIT_CORE, new, old)` as a raw system call: limits
+/// belong to the process, and musl's setrlimit wrapper would drag in its
+/// all-threads machinery for nothing. Async-signal-safe.
+fn core_limit(new: Option<&libc::rlimit>, old: Option<&mut libc::rlimit>) -> Result<(), c_int> {
+    let new = new.map_or(ptr::null(), |limit| limit as *const libc::rlimit);
+    let old = old.map_or(ptr::null_mut(), |limit| limit as *mut libc::rlimit);
+    // SAFETY: prlimit64 reads `new` and writes `old` when not null; both
+    // point to rlimit structs (the same layout as rlimit64 on 64-bit) that
+    // the caller owns for the duration of the call.
+    check(unsafe { libc::syscall(libc::SYS_prlimit64, 0, libc::RLIMIT_CORE, new, old) })
 }
 
 extern "C" {
@@ -313,9 +319,9 @@ impl PrivilegeCalls for RawPrivilegeCalls {
 /// makes its privilege changes. Async-signal-safe; allocates nothing.
 fn prepare_child(setup: &ChildSetup) -> Result<(), (Step, c_int)> {
     if let Some(limit) = &setup.signals.core_limit {
-        // SAFETY: setrlimit reads a struct we own; raising the soft limit
-        // back up to the unchanged hard limit is always allowed.
-        unsafe { libc::setrlimit(libc::RLIMIT_CORE, limit) };
+        // Raising the soft limit back up to the unchanged hard limit is
+        // always allowed.
+        let _ = core_limit(Some(limit), None);
     }
     privileges::apply(setup.privileges, &mut RawPrivilegeCalls)
 }
