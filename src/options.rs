@@ -298,7 +298,18 @@ fn decide_privileges(request: &Request) -> Result<ChildPrivileges, Error> {
     }
     let holder =
         crate::sys::holder().map_err(|err| Error::system("cannot read vinit's capabilities", err))?;
-    ChildPrivileges::decide(request, &holder).map_err(Error::config)
+    let decided = ChildPrivileges::decide(request, &holder).map_err(Error::config)?;
+    if decided.set_caps && !decided.drop_bounding {
+        tracing::warn!(
+            "--drop-caps: vinit lacks CAP_SETPCAP, so the app's bounding set stays full{}",
+            if decided.no_new_privs {
+                " (no_new_privs keeps set-uid files from using it)"
+            } else {
+                " and no_new_privs is off: a set-uid file could still grant it"
+            }
+        );
+    }
+    Ok(decided)
 }
 
 /// A duration from its flag, its variable, or the config file (in that order).

@@ -277,10 +277,14 @@ const BAO_TOKEN: &str = "bao-token-77d2e9";
 const SECRET_ID: &str = "secret-id-0b8c41f3";
 const ROLE_ID: &str = "role-id-9a6d2b7e";
 
+/// Runs what follows as uid/gid 65534 with no supplementary group.
+const AS_NOBODY: [&str; 4] = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+
 /// Runs `program ARGS` as uid/gid 65534; true when it succeeded.
 fn as_nobody(program: &str, args: &[&str]) -> bool {
-    std::process::Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", program])
+    std::process::Command::new(AS_NOBODY[0])
+        .args(&AS_NOBODY[1..])
+        .arg(program)
         .args(args)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
@@ -294,19 +298,11 @@ fn vinit_own_proc_entries_show_no_credential_and_no_core() {
     let scratch = shared_scratch();
     // vinit runs as nobody with an inherited core limit: the same user as the
     // reader below, so only "not dumpable" keeps its environ and memory closed.
-    let vinit = Vinit::launched_by(&[
-        "setpriv",
-        "--reuid=65534",
-        "--regid=65534",
-        "--clear-groups",
-        "prlimit",
-        "--core=4096:8192",
-        "--",
-    ])
-    .env("VAULT_TOKEN", TOKEN)
-    .env("BAO_TOKEN", BAO_TOKEN)
-    .env("VINIT_SECRET_ID", SECRET_ID)
-    .env("VINIT_ROLE_ID", ROLE_ID);
+    let vinit = Vinit::launched_by(&[&AS_NOBODY[..], &["prlimit", "--core=4096:8192", "--"]].concat())
+        .env("VAULT_TOKEN", TOKEN)
+        .env("BAO_TOKEN", BAO_TOKEN)
+        .env("VINIT_SECRET_ID", SECRET_ID)
+        .env("VINIT_ROLE_ID", ROLE_ID);
     let report = scratch.path("report");
     let vinit = vinit.probe([
         format!("report={}", report.display()),
@@ -516,4 +512,32 @@ fn a_restarted_app_gets_the_same_privileges_and_vinit_keeps_what_a_restart_needs
     assert_eq!(second.get("capamb"), "0000000000000400");
     running.signal(libc::SIGTERM);
     running.wait().expect_code(0);
+}
+
+#[test]
+fn a_non_root_vinit_drops_what_it_can_and_says_what_it_cannot() {
+    let scratch = shared_scratch();
+    let report = scratch.path("report");
+    let finished = Vinit::launched_by(&AS_NOBODY)
+        .arg("--drop-caps")
+        .probe([format!("report={}", report.display())])
+        .run();
+    finished.expect_code(0);
+    assert!(
+        finished.stderr.contains("lacks CAP_SETPCAP"),
+        "{}",
+        finished.stderr
+    );
+    let seen = Report::read(&report);
+    assert_eq!(
+        seen.get("capbnd"),
+        own_caps("CapBnd:"),
+        "the bounding set cannot shrink"
+    );
+    assert_eq!(seen.get("nonewprivs"), "1");
+    let finished = Vinit::launched_by(&AS_NOBODY)
+        .args(["--user", "root", "--", "true"])
+        .run();
+    finished.expect_code(78);
+    assert!(finished.stderr.contains("CAP_SETUID"), "{}", finished.stderr);
 }
