@@ -22,7 +22,13 @@
 //! - `bind=PORT`: bind a TCP socket to 0.0.0.0:PORT, write `bound` or the
 //!   error to stdout;
 //! - `stamp=FILE`: write CLOCK_MONOTONIC in nanoseconds (start-up benchmarks);
-//! - `sleep=MS`; `exit=N`; `raise=SIG` (die by SIG with its default action).
+//! - `sleep=MS`; `exit=N`; `raise=SIG` (die by SIG with its default action);
+//! - `sigstamp=N` (signal-latency benchmark): block every signal, print
+//!   `ready` on stdout, then for each of N signals print CLOCK_MONOTONIC (ns)
+//!   taken the moment `sigwaitinfo` returns it;
+//! - `burst=N` (reaping benchmark): leave N orphans that all wait on one
+//!   pipe, close it so they exit at once, and print on stdout the
+//!   nanoseconds until every one of them has been reaped by the init.
 //!
 //! Uses raw libc calls on purpose: it observes the process state and must
 //! not change it before reporting.
@@ -100,6 +106,8 @@ fn run(argv: &[OsString]) {
                 Err(err) => write_to(&mut io::stdout(), &format!("bind: {err}\\n")),
             },
             "sleep" => std::thread::sleep(Duration::from_millis(value.parse().unwrap_or(0))),
+            "sigstamp" => sigstamp(value.parse().unwrap_or_else(|_| fail("sigstamp=N"))),
+            "burst" => burst(value.parse().unwrap_or_else(|_| fail("burst=N"))),
             "exit" => exit(value.parse().unwrap_or_else(|_| fail("exit=N"))),
             "raise" => raise(signal_number(value)),
             _ => fail(&format!("unknown step {step}")),
@@ -364,4 +372,76 @@ fn raise(signal: i32) -> ! {
         libc::kill(libc::getpid(), signal);
     }
     fail("still alive after raise")
+}
+
+fn sigstamp(count: usize) {
+    block_all();
+    let mut out = io::stdout();
+    out.write_all(b"ready\n").and_then(|()| out.flush()).ok();
+    for _ in 0..count {
+        wait_signal();
+        let now = monotonic_nanos();
+        out.write_all(format!("{now}\n").as_bytes())
+            .and_then(|()| out.flush())
+            .ok();
+    }
+}
+
+fn pipe() -> [libc::c_int; 2] {
+    let mut ends = [0; 2];
+    // SAFETY: pipe writes two descriptors into the array we own.
+    if unsafe { libc::pipe(ends.as_mut_ptr()) } != 0 {
+        fail("pipe failed");
+    }
+    ends
+}
+
+fn close(fd: libc::c_int) {
+    // SAFETY: closing a descriptor this process owns.
+    unsafe { libc::close(fd) };
+}
+
+fn burst(count: usize) {
+    let [gate_read, gate_write] = pipe();
+    let [pids_read, pids_write] = pipe();
+    for _ in 0..count {
+        let child = fork();
+        if child == 0 {
+            if fork() == 0 {
+                close(gate_write);
+                close(pids_read);
+                // SAFETY: getpid, write of 4 bytes we own to our pipe, and a
+                // blocking read on the gate: simple calls in a forked child.
+                unsafe {
+                    let pid = libc::getpid();
+                    libc::write(pids_write, (&pid as *const libc::pid_t).cast(), 4);
+                    let mut byte = 0u8;
+                    libc::read(gate_read, (&mut byte as *mut u8).cast(), 1);
+                }
+                quick_exit(0);
+            }
+            quick_exit(0);
+        }
+        wait_for(child);
+    }
+    close(pids_write);
+    close(gate_read);
+    let mut pids = Vec::with_capacity(count);
+    let mut buffer = [0u8; 4];
+    // SAFETY: reading 4 bytes into the buffer we own, from our pipe.
+    while unsafe { libc::read(pids_read, buffer.as_mut_ptr().cast(), 4) } == 4 {
+        pids.push(libc::pid_t::from_ne_bytes(buffer));
+        if pids.len() == count {
+            break;
+        }
+    }
+    let start = monotonic_nanos();
+    close(gate_write);
+    while !pids.is_empty() {
+        // SAFETY: kill with signal 0 only checks that the process exists
+        // (a zombie still does; a reaped one gives ESRCH).
+        pids.retain(|&pid| unsafe { libc::kill(pid, 0) } == 0);
+        std::thread::sleep(Duration::from_micros(100));
+    }
+    println!("{}", monotonic_nanos() - start);
 }
