@@ -186,6 +186,14 @@ class OpenBao:
         if tls:
             argv += ["-dev-tls", f"-dev-tls-cert-dir={work}"]
             self.ca_cert = os.path.join(work, "vault-ca.pem")
+        self.audit_log = None
+        if audit:
+            # OpenBao takes audit devices only from its config file.
+            self.audit_log = os.path.join(work, "audit.log")
+            config = os.path.join(work, "audit.hcl")
+            with open(config, "w") as f:
+                f.write(f'audit "file" "log" {{\n  options = {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n')
+            argv.append(f"-config={config}")
         self.log = open(os.path.join(work, "server.log"), "w")
         self.server = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
         self.root_env = dict(os.environ, VAULT_ADDR=self.addr, VAULT_TOKEN="root")
@@ -197,10 +205,6 @@ class OpenBao:
             time.sleep(0.05)
         else:
             raise SystemExit(f"OpenBao did not start: {open(self.log.name).read()[-2000:]}")
-        self.audit_log = None
-        if audit:
-            self.audit_log = os.path.join(work, "audit.log")
-            self.cli("audit", "enable", "file", f"file_path={self.audit_log}")
         for path, data in paths.items():
             self.write_kv(path, data)
         policy = 'path "secret/data/*" { capabilities = ["read"] }\n' \
@@ -242,7 +246,9 @@ class OpenBao:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_", "VINIT_"))}
         env.update(VAULT_ADDR=self.addr, VINIT_AUTH_METHOD="approle",
                    VINIT_ROLE_ID_FILE=os.path.join(self.work, "role_id"),
-                   VINIT_SECRET_ID_FILE=os.path.join(self.work, "secret_id"), **refs, **extra)
+                   VINIT_SECRET_ID_FILE=os.path.join(self.work, "secret_id"))
+        env.update(refs)
+        env.update(extra)
         if self.ca_cert:
             env["VAULT_CACERT"] = self.ca_cert
         return env

@@ -47,7 +47,7 @@ def markdown(rows, notes, machine, date, command, quick, out):
             for r in section_rows:
                 case = r["case"] if r["case"] != previous_case else ""
                 previous_case = r["case"]
-                spread = f"{format_value(r['p25'], r['unit'])}–{format_value(r['p75'], r['unit'])}"
+                spread = f"{format_value(r['p25'], r['unit'])}–{format_value(r['p75'], r['unit'])}" if r["n"] > 1 else ""
                 detail = f" ({r['detail']})" if r.get("detail") else ""
                 lines.append(f"| {case} | {r['tool']}{detail} | {format_value(r['median'], r['unit'])} | {spread} "
                              f"| {r['n']} | {ratio_text(r, by_case)} |")

@@ -11,6 +11,7 @@ import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from statistics import median
 
 from benchlib import (INITS, PIDNS, PLAIN_PEER, PROBE, ROOT, VINIT, OpenBao, cpu_seconds, proc_status,
                       rotated, run_quiet, tcp_passive_opens)
@@ -22,7 +23,9 @@ def plain(results, args, work):
     os.makedirs(work, exist_ok=True)
     rounds, runs = (3, 20) if args.quick else (10, 50)
     true = shutil.which("true")
-    for mode, prefix in (("plain process", []), ("PID 1 (new PID namespace)", PIDNS)):
+    # As PID 1: `unshare --pid --fork` without --mount-proc, whose mount namespace teardown
+    # adds milliseconds of noise to every run alike.
+    for mode, prefix in (("plain process", []), ("PID 1 (new PID namespace)", PIDNS[:3])):
         commands = {"bare /bin/true": [*prefix, true]}
         commands.update({tool: [*prefix, *init, true] for tool, init in INITS.items()})
         samples = {name: [] for name in commands}
@@ -37,14 +40,13 @@ def plain(results, args, work):
             run_quiet(argv)
             for result in json.load(open(export))["results"]:
                 samples[result["command"]] += [t * 1000 for t in result["times"]]
-        bare = sorted(samples["bare /bin/true"])[len(samples["bare /bin/true"]) // 2]
-        results.add("plain", f"INIT -- /bin/true, {mode}", "bare /bin/true", samples["bare /bin/true"], "ms")
+        case = f"INIT -- /bin/true, {mode}"
+        bare = results.add("plain", case, "bare /bin/true", samples["bare /bin/true"], "ms")["median"]
+        peer_added = median(samples[PLAIN_PEER]) - bare
         for tool in INITS:
-            row = results.add("plain", f"INIT -- /bin/true, {mode}", tool, samples[tool], "ms", peer=PLAIN_PEER)
-            row["overhead"] = row["median"] - bare
-        for tool in INITS:
-            added = [t - bare for t in samples[tool]]
-            results.add("plain", f"time added to /bin/true, {mode}", tool, added, "ms", peer=PLAIN_PEER)
+            added = median(samples[tool]) - bare
+            results.add("plain", case, tool, samples[tool], "ms", peer=PLAIN_PEER,
+                        detail=f"+{added:.3f} ms over bare, {added / peer_added:.2f}x {PLAIN_PEER}'s")
 
     # Peak RSS and idle wake-ups: every init supervising an idle app at the same time.
     idle = 3.0 if args.quick else 10.0
@@ -98,14 +100,13 @@ def signals(results, args, work):
         for tool in rotated(tools, round_number):
             prefix = INITS.get(tool, [])
             samples[tool] += signal_latencies([*prefix, PROBE, f"sigstamp={per_run}"], per_run)
-    direct = sorted(samples["signalled directly"])[len(samples["signalled directly"]) // 2]
     case = "SIGUSR1: kill() to the child's sigwaitinfo()"
-    results.add("signals", case, "signalled directly", samples["signalled directly"], "us")
+    direct = results.add("signals", case, "signalled directly", samples["signalled directly"], "us")["median"]
+    peer_added = median(samples[PLAIN_PEER]) - direct
     for tool in INITS:
-        results.add("signals", case, tool, samples[tool], "us", peer=PLAIN_PEER)
-    for tool in INITS:
-        results.add("signals", "latency added by the init (SIGUSR1)", tool, [s - direct for s in samples[tool]],
-                    "us", peer=PLAIN_PEER)
+        added = median(samples[tool]) - direct
+        results.add("signals", case, tool, samples[tool], "us", peer=PLAIN_PEER,
+                    detail=f"+{added:.1f} us over direct, {added / peer_added:.2f}x {PLAIN_PEER}'s")
 
     orphans = 2000
     reap_rounds = 2 if args.quick else 5
@@ -247,7 +248,7 @@ def secrets(results, args, work):
             results.add("secrets", case, "OpenBao Agent exec without its 2 s wait",
                         [s - AGENT_TEMPLATE_WAIT_MS for s in samples["OpenBao Agent exec"]], "ms",
                         peer="plain HTTP: login + parallel reads")
-            floor_median = sorted(samples["plain HTTP: login + parallel reads"])[runs // 2]
+            floor_median = median(samples["plain HTTP: login + parallel reads"])
             results.add("secrets", f"vinit's own share: {case}", "vinit minus the HTTP floor",
                         [s - floor_median for s in samples["vinit"]], "ms")
     finally:
@@ -325,7 +326,7 @@ def fleet(results, args, work):
     """N vinit instances released at once against one OpenBao: plain HTTP, HTTP with a
     rate-limit quota (429), TLS."""
     data, env = secret_layout(FLEET_REFS, FLEET_PATHS)
-    rate = 200
+    rate = 100
     variants = [("HTTP", {}), (f"HTTP, rate-limit quota {rate}/s (429)", {"quota": rate}), ("TLS", {"tls": True})]
     for variant, options in variants:
         bao = OpenBao(os.path.join(work, variant.split(",")[0].lower()), data, tls=options.get("tls", False),
@@ -367,16 +368,17 @@ def steady(results, args, work):
     short token TTL (renewals every few seconds once running life lands) and a long one."""
     data, env = secret_layout(FLEET_REFS, FLEET_PATHS)
     bao = OpenBao(os.path.join(work, "openbao"), data, audit=True, token_ttl="9s")
+    instances = {}
     try:
         long_ttl = bao.add_role("longttl", "24h")
         duration = args.steady
-        instances = {
+        instances.update({
             "vinit, token TTL 9 s": subprocess.Popen([VINIT, "--", "sleep", str(duration + 30)],
                                                      env=bao.vinit_env(env)),
             "vinit, token TTL 24 h": subprocess.Popen([VINIT, "--", "sleep", str(duration + 30)],
                                                       env=bao.vinit_env(env, **long_ttl)),
             "tini-static (no secrets)": subprocess.Popen([*INITS["tini-static"], "sleep", str(duration + 30)]),
-        }
+        })
         time.sleep(2.0)
         audit_before = bao.audit_entries()
         first = {name: (cpu_seconds(p.pid), sum(proc_status(p.pid)["switches"])) for name, p in instances.items()}
@@ -400,12 +402,13 @@ def steady(results, args, work):
             results.add("steady", f"RSS over {duration:.0f} s supervising an idle app", name, rss[name], "KiB",
                         detail=f"peak (VmHWM) {hwm:,} KiB; CPU {cpu:.0f} ms ({cpu / duration / 10:.3f} %); "
                                f"{switches / duration * 60:.1f} wake-ups/min; {status['threads']} threads")
-            p.kill()
-            p.wait()
         results.note("steady", f"OpenBao saw {renewals['auth/token/renew-self']} token renewals and "
                                f"{renewals['auth/approle/login']} logins during the {duration:.0f} s (both vinit "
                                "instances together); 0 means this vinit has no running life yet")
     finally:
+        for p in instances.values():
+            p.kill()
+            p.wait()
         bao.stop()
 
 
@@ -434,7 +437,7 @@ def size(results, args, work):
         kind = run_quiet(["file", "-b", "-L", path]).split(",")
         linkage = "static" if any("static" in k for k in kind) else "dynamic"
         results.add("size", "binary size", tool, [os.path.getsize(os.path.realpath(path))], "B",
-                    peer=PLAIN_PEER if tool != "vinit" or True else None, detail=linkage)
+                    peer=PLAIN_PEER, detail=linkage)
     if not shutil.which("cargo-bloat"):
         results.note("size", "cargo-bloat is not installed: vinit's largest parts not listed")
         return
