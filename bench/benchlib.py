@@ -12,6 +12,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release")
 VINIT = os.path.join(RELEASE, "vinit")
 PROBE = os.path.join(RELEASE, "vinit-probe")
+FLOOR = os.path.join(RELEASE, "vinit-bench-floor")
 # The peer every ratio is taken against: tini-static, the closest thing to vinit
 # (a static init); the Agent for secrets.
 PLAIN_PEER = "tini-static"

@@ -8,6 +8,7 @@ SECTION_TITLES = {
     "signals": "Signal forwarding and reaping",
     "secrets": "Start with secrets (AppRole, OpenBao on loopback)",
     "fleet": "Fleet start against one OpenBao",
+    "tls": "TLS: what one start costs Vault, by connection strategy",
     "steady": "Steady state while supervising",
     "redact": "--redact throughput",
     "size": "Binary size",
