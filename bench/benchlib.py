@@ -193,7 +193,9 @@ class OpenBao:
             self.audit_log = os.path.join(work, "audit.log")
             config = os.path.join(work, "audit.hcl")
             with open(config, "w") as f:
-                f.write(f'audit "file" "log" {{\n  options = {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n')
+                f.write(f'audit "file" "log" {{\n  options = {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n'
+                        # Prometheus metrics: rate-limit violations (429s are not audited).
+                        'telemetry {\n  prometheus_retention_time = "1h"\n  disable_hostname = true\n}\n')
             argv.append(f"-config={config}")
         self.log = open(os.path.join(work, "server.log"), "w")
         self.server = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
@@ -253,6 +255,18 @@ class OpenBao:
         if self.ca_cert:
             env["VAULT_CACERT"] = self.ca_cert
         return env
+
+    def rate_limit_violations(self, quota):
+        """429s a rate-limit quota has answered (from OpenBao's Prometheus metrics; read it
+        after deleting the quota, or the metrics request itself may be refused)."""
+        import urllib.request
+        request = urllib.request.Request(f"{self.addr}/v1/sys/metrics?format=prometheus",
+                                         headers={"X-Vault-Token": "root"})
+        with urllib.request.urlopen(request) as answer:
+            for line in answer.read().decode().splitlines():
+                if line.startswith("vault_quota_rate_limit_violation{") and f'name="{quota}"' in line:
+                    return int(float(line.split()[-1]))
+        return 0
 
     def pid(self):
         return self.server.pid

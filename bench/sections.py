@@ -298,15 +298,20 @@ def fleet(results, args, work):
         bao = OpenBao(os.path.join(work, variant.split(",")[0].lower()), data, tls=options.get("tls", False),
                       audit=True)
         try:
-            if "quota" in options:
-                bao.cli("write", "sys/quotas/rate-limit/bench", f"rate={options['quota']}", "interval=1s")
             instance_env = bao.vinit_env(env, VINIT_TIMEOUT="60s")
             for count in args.fleet:
                 audit_before = bao.audit_entries()
                 opens_before = tcp_passive_opens()
                 cpu_before = cpu_seconds(bao.pid())
+                quota = f"bench{count}"
+                if "quota" in options:
+                    bao.cli("write", f"sys/quotas/rate-limit/{quota}", f"rate={options['quota']}", "interval=1s")
                 times, failures, wall = release_fleet(bao, count, instance_env, os.path.join(work, "fleet"), 120)
                 time.sleep(0.3)  # the audit device has written the last entries
+                refused = ""
+                if "quota" in options:
+                    bao.cli("delete", f"sys/quotas/rate-limit/{quota}")
+                    refused = f"{bao.rate_limit_violations(quota) / count:.2f} answered 429, "
                 audit_after = bao.audit_entries()
                 requests = sum(audit_after.values()) - sum(audit_before.values())
                 errors = sum(v for (path, status), v in audit_after.items() if status == "error") - \
@@ -314,7 +319,7 @@ def fleet(results, args, work):
                 connections = tcp_passive_opens() - opens_before
                 server_cpu = (cpu_seconds(bao.pid()) - cpu_before) * 1000
                 detail = (f"{len(times)}/{count} started with the right values; per instance: "
-                          f"{requests / count:.2f} Vault requests in the audit log ({errors / count:.2f} errors; "
+                          f"{refused}{requests / count:.2f} Vault requests in the audit log ({errors / count:.2f} errors; "
                           f"floor {1 + FLEET_PATHS}), {connections / count:.2f} "
                           f"{'TLS handshakes' if options.get('tls') else 'TCP connections'}, "
                           f"{server_cpu / count:.2f} ms OpenBao CPU; last start {wall:.1f} s after release")
