@@ -103,6 +103,7 @@ class Results:
         self.quick = quick
         self.command = command
         self.started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        self.binary = binary_version()
         self.rows = []
         self.notes = {}
         self.fresh_sections = set()
@@ -119,7 +120,8 @@ class Results:
             "min": min(samples) if samples else float("nan"),
             "max": max(samples) if samples else float("nan"),
             "p99": quantile(samples, 0.99), "peer": peer, "lower_is_better": lower_is_better,
-            "detail": detail, "date": self.started, "samples": [round(s, 6) for s in samples],
+            "detail": detail, "date": self.started, "binary": self.binary,
+            "samples": [round(s, 6) for s in samples],
         }
         self.rows.append(row)
         print(f"   {case:38s} {tool:28s} {format_value(row['median'], unit):>12s}"
@@ -156,6 +158,17 @@ class Results:
     def markdown(self, rows):
         from report import markdown
         return markdown(rows, self.all_notes(), self.machine, self.started, self.command, self.quick, self.out)
+
+
+def binary_version():
+    """The vinit measured: the commit it was built from (+ if the tree differs) and its size."""
+    try:
+        commit = run_quiet(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+        dirty = run_quiet(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", "src",
+                           "Cargo.toml", "Cargo.lock"])
+        return f"{commit}{'+' if dirty else ''}, {os.path.getsize(VINIT):,} B"
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        return "unknown"
 
 
 def format_value(value, unit):

@@ -27,12 +27,15 @@ def ratio_text(row, by_case):
 
 def markdown(rows, notes, machine, date, command, quick, out):
     by_case = {(r["section"], r["case"], r["tool"]): r for r in rows}
-    dates = sorted({r["date"] for r in rows})
+    runs = sorted({(r["date"], r.get("binary", "unknown")) for r in rows})
+    sections_of = {run: sorted({r["section"] for r in rows if (r["date"], r.get("binary", "unknown")) == run},
+                               key=list(SECTION_TITLES).index) for run in runs}
     lines = [
         "# vinit benchmark results",
         "",
         f"- machine: {machine}",
-        f"- date: {', '.join(dates) if dates else date} (run: `{command}`{', quick mode' if quick else ''})",
+        f"- last run: `{command}`{' (quick mode)' if quick else ''}",
+        *(f"- {run[0]}, vinit {run[1]}: {', '.join(sections_of[run])}" for run in runs),
         "- each cell: median [p25–p75] over n samples; ratio: median / the named peer's median, same case,"
         " same run (tools interleaved round by round)",
         "",
@@ -91,7 +94,7 @@ def plots(rows, out, machine, date):
         ax.set_xlabel("time to the app's first step, ms (log scale; median, p25–p75)")
         ax.set_title(f"Start-up per tool ({date}; {machine})", fontsize=8)
         for i, m in enumerate(medians):
-            ax.text(m, i, f" {m:.3g}", va="center", fontsize=6)
+            ax.text(m, i, f" {m:,.0f}" if m >= 100 else f" {m:.3g}", va="center", fontsize=6)
         fig.tight_layout()
         fig.savefig(os.path.join(out, "startup.png"), dpi=110)
         plt.close(fig)
@@ -99,11 +102,13 @@ def plots(rows, out, machine, date):
     fleet = [r for r in rows if r["section"] == "fleet" and r["case"].startswith("time to app start")]
     if fleet:
         fig, ax = plt.subplots(figsize=(8, 5))
-        for variant in dict.fromkeys(r["tool"] for r in fleet):
+        for index, variant in enumerate(dict.fromkeys(r["tool"] for r in fleet)):
             points = sorted((r["detail_n"], r["median"], r["p99"]) for r in fleet if r["tool"] == variant)
             ns = [p[0] for p in points]
-            ax.plot(ns, [p[1] for p in points], marker="o", label=f"{variant} p50")
-            ax.plot(ns, [p[2] for p in points], marker="^", linestyle="--", label=f"{variant} p99")
+            color = f"C{index}"
+            ax.plot(ns, [p[1] for p in points], marker="o", color=color, label=f"{variant} p50")
+            ax.plot(ns, [p[2] for p in points], marker="^", linestyle="--", color=color, label=f"{variant} p99")
+        ax.set_xticks(sorted({r["detail_n"] for r in fleet}))
         ax.set_xlabel("vinit instances released at once")
         ax.set_ylabel("release to app start, ms")
         ax.set_yscale("log")

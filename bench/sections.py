@@ -13,6 +13,17 @@ from benchlib import (FLOOR, INITS, PIDNS, PLAIN_PEER, PROBE, ROOT, VINIT, OpenB
                       rotated, run_quiet, tcp_passive_opens)
 
 
+def add_with_baseline(results, section, case, baseline, samples, unit):
+    """Adds the baseline's row (the command without any init) and each init's, whose detail
+    gives the time the init adds over the baseline and that as a ratio to the peer's."""
+    base = results.add(section, case, baseline, samples[baseline], unit)["median"]
+    peer_added = median(samples[PLAIN_PEER]) - base
+    for tool in INITS:
+        added = median(samples[tool]) - base
+        results.add(section, case, tool, samples[tool], unit, peer=PLAIN_PEER,
+                    detail=f"adds {added:.3f} {unit}, {added / peer_added:.2f}x what {PLAIN_PEER} adds")
+
+
 # ---------------------------------------------------------------- plain init
 def plain(results, args, work):
     """INIT -- /bin/true (hyperfine) as a plain process and as PID 1; peak RSS; idle wake-ups."""
@@ -36,13 +47,7 @@ def plain(results, args, work):
             run_quiet(argv)
             for result in json.load(open(export))["results"]:
                 samples[result["command"]] += [t * 1000 for t in result["times"]]
-        case = f"INIT -- /bin/true, {mode}"
-        bare = results.add("plain", case, "bare /bin/true", samples["bare /bin/true"], "ms")["median"]
-        peer_added = median(samples[PLAIN_PEER]) - bare
-        for tool in INITS:
-            added = median(samples[tool]) - bare
-            results.add("plain", case, tool, samples[tool], "ms", peer=PLAIN_PEER,
-                        detail=f"+{added:.3f} ms over bare, {added / peer_added:.2f}x {PLAIN_PEER}'s")
+        add_with_baseline(results, "plain", f"INIT -- /bin/true, {mode}", "bare /bin/true", samples, "ms")
 
     # Peak RSS and idle wake-ups: every init supervising an idle app at the same time.
     idle = 3.0 if args.quick else 10.0
@@ -96,13 +101,8 @@ def signals(results, args, work):
         for tool in rotated(tools, round_number):
             prefix = INITS.get(tool, [])
             samples[tool] += signal_latencies([*prefix, PROBE, f"sigstamp={per_run}"], per_run)
-    case = "SIGUSR1: kill() to the child's sigwaitinfo()"
-    direct = results.add("signals", case, "signalled directly", samples["signalled directly"], "us")["median"]
-    peer_added = median(samples[PLAIN_PEER]) - direct
-    for tool in INITS:
-        added = median(samples[tool]) - direct
-        results.add("signals", case, tool, samples[tool], "us", peer=PLAIN_PEER,
-                    detail=f"+{added:.1f} us over direct, {added / peer_added:.2f}x {PLAIN_PEER}'s")
+    add_with_baseline(results, "signals", "SIGUSR1: kill() to the child's sigwaitinfo()", "signalled directly",
+                      samples, "us")
 
     orphans = 2000
     reap_rounds = 2 if args.quick else 5
@@ -207,13 +207,15 @@ def secrets(results, args, work):
             for round_number in range(runs):
                 for name in rotated(list(tools), round_number):
                     samples[name].append(tools[name]())
+            # vinit against the floor; the Agent against vinit.
+            peers = {"vinit": FLOOR_NAME, "OpenBao Agent exec": "vinit"}
             for name, sample in samples.items():
-                results.add("secrets", case, name, sample, "ms", peer=FLOOR_NAME if name not in (FLOOR_NAME, "app alone (exec floor)") else None)
+                results.add("secrets", case, name, sample, "ms", peer=peers.get(name))
             # The Agent's exec server waits a fixed 2 s after rendering before it spawns the
             # child (its log: "detected a change in the environment variables: restarting the
             # child process", then "spawning" 2.00 s later): its time without that wait.
             results.add("secrets", case, "OpenBao Agent exec without its 2 s wait",
-                        [t - AGENT_EXEC_WAIT_MS for t in samples["OpenBao Agent exec"]], "ms", peer=FLOOR_NAME)
+                        [t - AGENT_EXEC_WAIT_MS for t in samples["OpenBao Agent exec"]], "ms", peer="vinit")
             floor_median = median(samples[FLOOR_NAME])
             results.add("secrets", f"vinit's own share: {case}", "vinit minus the minimal client",
                         [t - floor_median for t in samples["vinit"]], "ms")
