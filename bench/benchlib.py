@@ -145,8 +145,12 @@ class Results:
     def save(self):
         rows = self.all_rows()
         with open(os.path.join(self.out, "results.json"), "w") as f:
-            json.dump({"machine": self.machine, "date": self.started, "command": self.command,
-                       "rows": rows, "notes": self.all_notes()}, f, indent=1)
+            # One row per line: diffs between runs stay readable.
+            head = {"machine": self.machine, "date": self.started, "command": self.command,
+                    "notes": self.all_notes()}
+            f.write(json.dumps(head)[:-1] + ', "rows": [\n')
+            f.write(",\n".join(json.dumps(row) for row in rows))
+            f.write("\n]}\n")
         try:
             import report
             report.plots(rows, self.out, self.machine, self.started)
