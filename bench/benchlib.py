@@ -185,39 +185,64 @@ def format_value(value, unit):
     return f"{int(value):,} {unit}".strip()
 
 
+def rsa_certificates(work):
+    """A CA and a server certificate for 127.0.0.1, both RSA-2048; returns (ca, cert, key)."""
+    ca_key, ca, key, csr, cert = (os.path.join(work, n) for n in ("ca.key", "ca.pem", "server.key", "server.csr",
+                                                                   "server.pem"))
+    run_quiet(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", ca_key, "-out", ca,
+               "-days", "2", "-subj", "/CN=bench CA"])
+    run_quiet(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+               "-subj", "/CN=127.0.0.1"])
+    extensions = os.path.join(work, "san.ext")
+    with open(extensions, "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1\n")
+    run_quiet(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-out", cert,
+               "-days", "2", "-extfile", extensions])
+    return ca, cert, key
+
+
 class OpenBao:
     """A dev-mode OpenBao on loopback with AppRole and KV v2 secrets for the benchmark.
 
-    `tls`: -dev-tls (its own CA in `ca_cert`); `audit`: a file audit device whose entries
-    `requests()` counts; `paths`: {api path: {key: value}} written at start."""
+    `tls`: False (http), "ecdsa" (-dev-tls: its own CA and a P-256 certificate) or "rsa" (a
+    second listener with an RSA-2048 certificate from `openssl`, as many production Vaults
+    have); the CA is `ca_cert`. `audit`: a file audit device whose entries `audit_entries()`
+    counts, and Prometheus metrics. `paths`: {api path: {key: value}} written at start."""
 
     def __init__(self, work, paths, tls=False, audit=False, token_ttl="1h"):
         self.bao = run_quiet([os.path.join(ROOT, "scripts", "openbao.sh"), "path"])
         os.makedirs(work, exist_ok=True)
         self.work = work
         self.port = free_port()
-        scheme = "https" if tls else "http"
-        self.addr = f"{scheme}://127.0.0.1:{self.port}"
+        admin = f"{'https' if tls == 'ecdsa' else 'http'}://127.0.0.1:{self.port}"
         argv = [self.bao, "server", "-dev", "-dev-root-token-id=root",
                 f"-dev-listen-address=127.0.0.1:{self.port}"]
+        config = []
         self.ca_cert = None
-        if tls:
+        if tls == "ecdsa":
             argv += ["-dev-tls", f"-dev-tls-cert-dir={work}"]
             self.ca_cert = os.path.join(work, "vault-ca.pem")
+        elif tls == "rsa":
+            self.ca_cert, cert, key = rsa_certificates(work)
+            self.port = free_port()
+            config.append(f'listener "tcp" {{\n  address = "127.0.0.1:{self.port}"\n'
+                          f'  tls_cert_file = "{cert}"\n  tls_key_file = "{key}"\n}}\n')
+        self.addr = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.audit_log = None
         if audit:
             # OpenBao takes audit devices only from its config file.
             self.audit_log = os.path.join(work, "audit.log")
-            config = os.path.join(work, "audit.hcl")
-            with open(config, "w") as f:
-                f.write(f'audit "file" "log" {{\n  options = {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n'
-                        # Prometheus metrics: rate-limit violations (429s are not audited).
-                        'telemetry {\n  prometheus_retention_time = "1h"\n  disable_hostname = true\n}\n')
-            argv.append(f"-config={config}")
+            config.append(f'audit "file" "log" {{\n  options = {{\n    file_path = "{self.audit_log}"\n  }}\n}}\n'
+                          # Prometheus metrics: rate-limit violations (429s are not audited).
+                          'telemetry {\n  prometheus_retention_time = "1h"\n  disable_hostname = true\n}\n')
+        if config:
+            with open(os.path.join(work, "server.hcl"), "w") as f:
+                f.write("".join(config))
+            argv.append(f"-config={os.path.join(work, 'server.hcl')}")
         self.log = open(os.path.join(work, "server.log"), "w")
         self.server = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT)
-        self.root_env = dict(os.environ, VAULT_ADDR=self.addr, VAULT_TOKEN="root")
-        if self.ca_cert:
+        self.root_env = dict(os.environ, VAULT_ADDR=admin, VAULT_TOKEN="root")
+        if tls == "ecdsa":
             self.root_env["VAULT_CACERT"] = self.ca_cert
         for _ in range(200):
             if subprocess.run([self.bao, "status"], env=self.root_env, capture_output=True).returncode == 0:
