@@ -227,8 +227,8 @@ async fn during_startup<T>(
         tokio::select! {
             result = &mut work => return result,
             received = signals.recv() => {
-                let batch = received.map_err(|err| Error::system("cannot read signals", err))?;
-                handle_startup_signals(batch)?;
+                let signal = received.map_err(|err| Error::system("cannot read signals", err))?;
+                handle_startup_signals(vec![signal])?;
             }
         }
     }

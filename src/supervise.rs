@@ -118,19 +118,16 @@ pub async fn supervise(
         tokio::select! {
             // If the app already ended, its SIGCHLD is pending and arrives here.
             received = signals.recv() => match received {
-                Ok(batch) => {
-                    for signal in batch {
-                        if signal == libc::SIGCHLD {
-                            reaper.reap();
-                            continue;
+                Ok(libc::SIGCHLD) => {
+                    reaper.reap();
+                }
+                Ok(signal) => {
+                    if let Some(pending) = restart.as_mut() {
+                        if signals::STOP_SIGNALS.contains(&signal) {
+                            pending.cancelled = true;
                         }
-                        if let Some(pending) = restart.as_mut() {
-                            if signals::STOP_SIGNALS.contains(&signal) {
-                                pending.cancelled = true;
-                            }
-                        }
-                        forwarding.forward(app, signal);
                     }
+                    forwarding.forward(app, signal);
                 }
                 Err(err) => {
                     tracing::warn!("reading signals failed: {err}; retrying");
@@ -244,10 +241,9 @@ async fn wait_for_no_children(signals: &mut SignalSource, reaper: &mut Reaper, l
         }
         tokio::select! {
             received = signals.recv() => {
-                if let Ok(batch) = received {
-                    for signal in batch.into_iter().filter(|s| *s != libc::SIGCHLD) {
-                        tracing::debug!("ignored {} while ending leftovers", signals::name(signal));
-                    }
+                match received {
+                    Ok(libc::SIGCHLD) | Err(_) => {}
+                    Ok(signal) => tracing::debug!("ignored {} while ending leftovers", signals::name(signal)),
                 }
             }
             () = tokio::time::sleep_until(deadline) => return reaper.reap() == Children::None,
