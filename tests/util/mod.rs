@@ -6,6 +6,7 @@
 pub mod docker;
 pub mod fault;
 pub mod keys;
+pub mod mock;
 pub mod openbao;
 pub mod postgres;
 

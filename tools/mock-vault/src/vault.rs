@@ -286,7 +286,8 @@ impl Vault {
             _ => return Response::denied(),
         };
         if !self.allowed(&token_id, method, path) {
-            return Response::denied();
+            // A valid token without the capability: OpenBao's multi-error text.
+            return Response::errors(403, &["1 error occurred:\n\t* permission denied\n\n"]);
         }
         match (method, path) {
             ("GET" | "POST", "auth/token/lookup-self") => return self.lookup_self(&token_id),
@@ -296,6 +297,8 @@ impl Vault {
                 return Response::no_content();
             }
             ("POST" | "PUT", "sys/leases/renew" | "sys/renew") => return self.renew_lease(&request.body),
+            ("LIST", "auth/token/accessors") => return self.accessors(),
+            ("GET", "auth/token/accessors") if is_list(request) => return self.accessors(),
             ("POST" | "PUT", "sys/leases/revoke" | "sys/revoke") => {
                 if let Some(id) = request.body.get("lease_id").and_then(Value::as_str) {
                     self.leases.remove(id);
@@ -339,6 +342,7 @@ impl Vault {
             return true;
         }
         let wanted: &[Capability] = match method {
+            "GET" | "HEAD" if path.ends_with("/") => &[Capability::List],
             "GET" | "HEAD" => &[Capability::Read],
             "POST" | "PUT" => &[Capability::Create, Capability::Update],
             "DELETE" => &[Capability::Delete],
@@ -597,6 +601,18 @@ impl Vault {
         Response::json(200, body)
     }
 
+    /// `LIST auth/token/accessors`: the accessors of the live tokens.
+    fn accessors(&self) -> Response {
+        let now = self.now();
+        let keys: Vec<&str> = self
+            .tokens
+            .values()
+            .filter(|t| t.expires.map_or(true, |e| now < e))
+            .map(|t| t.accessor.as_str())
+            .collect();
+        Response::json(200, envelope(json!({ "keys": keys })))
+    }
+
     fn lookup_self(&self, id: &str) -> Response {
         let Some(token) = self.tokens.get(id) else {
             return Response::denied();
@@ -814,6 +830,11 @@ impl Vault {
 /// The moment `secs` after `now`; none for 0 (no expiry).
 fn after(now: f64, secs: u64) -> Option<f64> {
     (secs > 0).then_some(now + secs as f64)
+}
+
+/// `GET ...?list=true`, the other spelling of `LIST`.
+fn is_list(request: &Request) -> bool {
+    request.query.iter().any(|(k, v)| k == "list" && v == "true")
 }
 
 fn is_write(method: &str) -> bool {
@@ -1103,7 +1124,7 @@ dynamic:
     fn policies_deny_other_paths_and_bad_tokens() {
         let mut v = vault(SEED);
         let denied = v.handle(&request("GET", "old/legacy", Some("app"), Value::Null));
-        assert_eq!(denied, Response::denied());
+        assert_eq!(denied.status, 403);
         let bogus = v.handle(&request("GET", "secret/data/app", Some("nope"), Value::Null));
         assert_eq!(bogus, Response::denied());
         let unknown = v.handle(&request("GET", "nomount/x", Some("root"), Value::Null));
