@@ -8,13 +8,13 @@ cd "$(dirname "$0")"
 files=(-f compose.yaml)
 if [ "${1:-}" = "--openbao" ]; then
   shift
-  files=(-f compose.openbao.yaml)
+  files+=(-f compose.openbao.yaml)
 fi
 (cd .. && cargo build --release --quiet --workspace --bins)
 mkdir -p bin
 release=../target/x86_64-unknown-linux-musl/release
 cp "$release/vinit" "$release/vinit-mock-vault" "$release/vinit-demo-app" bin/
-if [ "${files[1]}" = compose.openbao.yaml ]; then
+if [ ${#files[@]} -gt 2 ]; then
   cp "$(../scripts/openbao.sh path)" openbao/bao
 fi
 compose=(docker-compose)
