@@ -6,8 +6,18 @@
 # (the bakery's base images), the pinned OpenBao (scripts/openbao.sh),
 # rustfmt/clippy.
 # Quick when everything is already there.
+#   scripts/install-deps.sh --build   only what building needs (musl target, musl-tools)
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+
+if [ "${1:-}" = "--build" ]; then
+  if ! command -v musl-gcc >/dev/null; then
+    apt-get update -qq
+    apt-get install -y -qq musl-tools >/dev/null
+  fi
+  rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+  exit 0
+fi
 
 packages=()
 command -v musl-gcc >/dev/null || packages+=(musl-tools)
