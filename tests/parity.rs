@@ -106,6 +106,7 @@ auth:
     type: approle
     roles:
       app: {{role_id: {ROLE_ID}, secret_ids: [{SECRET_ID}], policies: [app]}}
+      short: {{role_id: short-role-id, secret_ids: [{SECRET_ID}], policies: [app], ttl: 3s, max_ttl: 1h}}
   jwt:
     type: jwt
     roles:
@@ -158,6 +159,23 @@ fn seed_openbao(bao: &OpenBao, ids: &Identities, review: &FaultServer) {
     bao.bao(&[
         "write",
         "auth/approle/role/app/custom-secret-id",
+        &format!("secret_id={SECRET_ID}"),
+    ]);
+    bao.bao(&[
+        "write",
+        "auth/approle/role/short",
+        "token_policies=app",
+        "token_ttl=3s",
+        "token_max_ttl=1h",
+    ]);
+    bao.bao(&[
+        "write",
+        "auth/approle/role/short/role-id",
+        "role_id=short-role-id",
+    ]);
+    bao.bao(&[
+        "write",
+        "auth/approle/role/short/custom-secret-id",
         &format!("secret_id={SECRET_ID}"),
     ]);
     bao.bao(&["auth", "enable", "jwt"]);
@@ -598,6 +616,7 @@ fn vinit_gets_the_same_from_the_mock_and_openbao() {
     }
     eprintln!("{table}");
 
+    running_life_matches(&bao, &mock);
     api_answers_match(&bao, &mock);
 
     // Transient failures until the deadline: 429, then sealed (last: a
@@ -653,8 +672,53 @@ fn vinit_gets_the_same_from_the_mock_and_openbao() {
     );
 }
 
-/// The key structure of a JSON answer (objects' keys, recursively, for the
-/// parts vinit reads), without values.
+/// Running life (supervise mode): a token with a 3 s TTL is renewed while
+/// the app runs (it outlives its first TTL, and lookup-self shows the
+/// renewal), and revoked when vinit exits unless VINIT_REVOKE=false.
+fn running_life_matches(bao: &Backend, mock: &Backend) {
+    let mut table =
+        String::from("| running life (supervise, token TTL 3s) | OpenBao | mock |\n| --- | --- | --- |\n");
+    for revoke in ["false", "true"] {
+        let mut seen = Vec::new();
+        for backend in [bao, mock] {
+            let scratch = Scratch::new();
+            let report = scratch.path("report");
+            backend
+                .vinit()
+                .env("VINIT_AUTH_METHOD", "approle")
+                .env("VINIT_ROLE_ID", "short-role-id")
+                .env("VINIT_SECRET_ID", SECRET_ID)
+                .env("VINIT_REVOKE", revoke)
+                .env("T", "vault:login")
+                .probe([format!("report={}", report.display()), "sleep=4500".into()])
+                .run()
+                .expect_code(0);
+            let token = Report::read(&report).env_var("T").unwrap();
+            let (status, body) = backend.call("GET", "auth/token/lookup-self", Some(&token), None, false);
+            seen.push((status, body["data"]["last_renewal_time"].is_u64()));
+        }
+        let row = |(status, renewed): (u16, bool)| format!("lookup-self {status}, renewed: {renewed}");
+        table.push_str(&format!(
+            "| VINIT_REVOKE={revoke}, app ran 4.5s | {} | {} |\n",
+            row(seen[0]),
+            row(seen[1])
+        ));
+        assert_eq!(
+            seen[0], seen[1],
+            "running life, VINIT_REVOKE={revoke}: OpenBao and the mock differ"
+        );
+        let expected = if revoke == "true" {
+            (403, false)
+        } else {
+            (200, true)
+        };
+        assert_eq!(seen[0], expected, "VINIT_REVOKE={revoke}");
+    }
+    eprintln!("{table}");
+}
+
+/// The key structure of a JSON answer (objects' keys, recursively through
+/// `auth`, `wrap_info`, `data` and KV `metadata`), without values.
 fn shape(value: &Value) -> BTreeSet<String> {
     let mut keys = BTreeSet::new();
     if let Value::Object(map) = value {

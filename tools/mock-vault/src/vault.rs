@@ -86,6 +86,7 @@ struct Token {
     display_name: String,
     meta: Value,
     from_login: bool,
+    last_renewal: Option<f64>,
 }
 
 struct Lease {
@@ -186,6 +187,7 @@ impl Vault {
                     display_name: "token".into(),
                     meta: Value::Null,
                     from_login: false,
+                    last_renewal: None,
                 },
             );
         }
@@ -593,6 +595,7 @@ impl Vault {
             display_name: mount.to_string(),
             meta: json!({ "role_name": role_name }),
             from_login: true,
+            last_renewal: None,
         };
         let auth_block = auth_block(&id, &token, ttl);
         self.tokens.insert(id, token);
@@ -619,10 +622,7 @@ impl Vault {
         };
         let now = self.now();
         let ttl = token.expires.map_or(0, |e| (e - now).max(0.0) as u64);
-        Response::json(
-            200,
-            envelope(json!({
-                "accessor": token.accessor,
+        let mut data = json!({
                 "creation_time": token.issued as u64,
                 "creation_ttl": token.creation_ttl,
                 "display_name": token.display_name,
@@ -639,8 +639,12 @@ impl Vault {
                 "renewable": token.renewable,
                 "ttl": ttl,
                 "type": "service",
-            })),
-        )
+        });
+        if let Some(renewed) = token.last_renewal {
+            data["last_renewal"] = json!(rfc3339(renewed));
+            data["last_renewal_time"] = json!(renewed as u64);
+        }
+        Response::json(200, envelope(data))
     }
 
     fn renew_self(&mut self, id: &str, body: &Map<String, Value>) -> Response {
@@ -657,6 +661,7 @@ impl Vault {
         };
         let (ttl, warning) = capped(asked, now, token.max_expires);
         token.expires = Some(now + ttl as f64);
+        token.last_renewal = Some(now);
         let mut response = envelope(Value::Null);
         response["auth"] = auth_block(id, token, ttl);
         if let Some(warning) = warning {
