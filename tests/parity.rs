@@ -101,6 +101,8 @@ kv:
     version: 1
     secrets:
       legacy: {{user: admin}}
+pki:
+  pki/issue/web: {{ttl: 1h, max_ttl: 72h}}
 auth:
   approle:
     type: approle
@@ -144,6 +146,20 @@ fn seed_openbao(bao: &OpenBao, ids: &Identities, review: &FaultServer) {
         ],
     );
     bao.bao(&["token", "create", "-id=app-token", "-policy=app", "-ttl=1h"]);
+    bao.bao(&["secrets", "enable", "pki"]);
+    bao.bao(&[
+        "write",
+        "pki/root/generate/internal",
+        "common_name=parity-ca",
+        "ttl=72h",
+    ]);
+    bao.bao(&[
+        "write",
+        "pki/roles/web",
+        "allowed_domains=internal",
+        "allow_subdomains=true",
+        "max_ttl=72h",
+    ]);
     bao.bao(&["auth", "enable", "approle"]);
     bao.bao(&[
         "write",
@@ -767,6 +783,12 @@ fn api_answers_match(bao: &Backend, mock: &Backend) {
         ("GET", "kv/nothing", "login", None),
         ("GET", "secret/data/app", "bogus", None),
         ("GET", "nomount/x", "root", None),
+        (
+            "POST",
+            "pki/issue/web",
+            "root",
+            Some(json!({"common_name": "web.internal", "ttl": "1h"})),
+        ),
         ("GET", "auth/token/lookup-self", "login", None),
         (
             "POST",
