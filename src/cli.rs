@@ -89,19 +89,19 @@ vinit: a tiny PID 1 for containers that brings Vault/OpenBao secrets.
 Usage: vinit [OPTIONS] [--] COMMAND [ARG...]    (-h, --help; -V, --version)
   ENTRYPOINT [\"/sbin/vinit\", \"--\"]  ENV DB_PASSWORD=vault:secret/data/app#pw
 Options (each also set by its environment twin; the flag wins):
-      --exec             replace vinit with COMMAND (no reaping)  VINIT_EXEC
-      --pgroup           signal COMMAND's whole process group     VINIT_PGROUP
-      --rewrite FROM:TO  forward FROM as TO (TO=0 drops it)       VINIT_REWRITE
-      --grace DURATION   leftovers' time before SIGKILL [5s]      VINIT_GRACE
-      --config FILE      TOML: templates, issues, auth            VINIT_CONFIG
-      --timeout DURATION start-up deadline for Vault [60s]        VINIT_TIMEOUT
-      --refresh DURATION re-check KV values [5m]                VINIT_REFRESH
-      --debounce DURATION  one change action per burst [1s]   VINIT_DEBOUNCE
-      --splay DURATION   random delay before a restart [0]       VINIT_SPLAY
-      --check            validate, list reads; --online reads too VINIT_CHECK
-      --user U[:G]       run as user U (implies the next two)     VINIT_USER
-      --drop-caps        no capability but --keep-caps CAP,...  VINIT_DROP_CAPS
-      --no-new-privs     set-uid files grant nothing          VINIT_NO_NEW_PRIVS
+  --exec              replace vinit with COMMAND, no reaping  VINIT_EXEC
+  --pgroup            signal COMMAND's whole process group    VINIT_PGROUP
+  --rewrite FROM:TO   forward FROM as TO (TO=0 drops it)      VINIT_REWRITE
+  --grace DURATION    leftovers' time before SIGKILL [5s]     VINIT_GRACE
+  --config FILE       TOML: templates, issues, auth           VINIT_CONFIG
+  --timeout DURATION  start-up deadline for Vault [60s]       VINIT_TIMEOUT
+  --refresh DURATION  re-check KV values [5m]                 VINIT_REFRESH
+  --debounce DURATION one change action per burst [1s]        VINIT_DEBOUNCE
+  --splay DURATION    random delay before a restart [0]       VINIT_SPLAY
+  --check             validate, list reads (--online: read)   VINIT_CHECK
+  --user U[:G]        run as user U (implies the next two)    VINIT_USER
+  --drop-caps         no capability but --keep-caps CAP,...   VINIT_DROP_CAPS
+  --no-new-privs      set-uid files grant nothing             VINIT_NO_NEW_PRIVS
 
 Vault: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT... (or BAO_*), VINIT_AUTH_METHOD
 References: vault:PATH#KEY[#VERSION], ${vault:PATH#KEY}, vault:login
