@@ -81,7 +81,7 @@ pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
     let log_settings = LogSettings::from_env(&env);
     logging::init(log_settings.as_ref().copied().unwrap_or_default());
     tracing::debug!("{} starting", cli::VERSION);
-    let outcome = log_settings.and_then(|log| {
+    let outcome = log_settings.and_then(move |log| {
         let args = cli::parse(argv.into_iter().skip(1))?;
         if args.help {
             print!("{}", cli::HELP);
@@ -92,6 +92,9 @@ pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
             return Ok(0);
         }
         let plan = options::plan(args, &env, log)?;
+        // The plan holds what it needs (credentials as zeroizing secrets);
+        // the snapshot's copies of the values are overwritten now.
+        drop(env);
         run_plan(plan, inherited, descriptors)
     });
     match outcome {

@@ -8,6 +8,16 @@ use std::fmt;
 use std::os::unix::ffi::OsStrExt;
 use std::time::Duration;
 
+impl Drop for Environment {
+    /// The snapshot holds credentials (`VAULT_TOKEN`, `VINIT_SECRET_ID`):
+    /// its values are overwritten before the memory is freed.
+    fn drop(&mut self) {
+        for (_, value) in self.vars.drain(..) {
+            zeroize::Zeroize::zeroize(&mut value.into_encoded_bytes());
+        }
+    }
+}
+
 /// A setting whose value is not valid UTF-8; names the variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NotText(pub String);
