@@ -33,6 +33,7 @@ pub struct Args {
     /// `--keep-caps CAP,...`.
     pub keep_caps: Option<String>,
     pub no_new_privs: bool,
+    pub redact: bool,
     /// COMMAND and its arguments, byte for byte.
     pub command: Vec<OsString>,
 }
@@ -60,6 +61,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Args, Error> {
             Long("drop-caps") => args.drop_caps = true,
             Long("keep-caps") => args.keep_caps = Some(text_value(&mut parser, "--keep-caps")?),
             Long("no-new-privs") => args.no_new_privs = true,
+            Long("redact") => args.redact = true,
             Value(command) => {
                 args.command.push(command);
                 args.command.extend(parser.raw_args().map_err(usage)?);
@@ -102,7 +104,7 @@ Options (each also set by its environment twin; the flag wins):
   --user U[:G]        run as user U (implies the next two)    VINIT_USER
   --drop-caps         no capability but --keep-caps CAP,...   VINIT_DROP_CAPS
   --no-new-privs      set-uid files grant nothing             VINIT_NO_NEW_PRIVS
-
+  --redact            hide secret values in COMMAND's output  VINIT_REDACT
 Vault: VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT... (or BAO_*), VINIT_AUTH_METHOD
 References: vault:PATH#KEY[#VERSION], ${vault:PATH#KEY}, vault:login
 Logs: VINIT_LOG=error|warn|info|debug|trace, VINIT_LOG_FORMAT=text|json

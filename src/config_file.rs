@@ -137,7 +137,13 @@ impl ConfigFile {
         let text = std::fs::read_to_string(path).map_err(|err| {
             Error::config(format!("{}: cannot read the config file: {err}", path.display()))
         })?;
-        let mut config: ConfigFile = toml::from_str(&text)
+        Self::parse(&text, path)
+    }
+
+    /// [`ConfigFile::load`] without the read: `text` is the contents of the
+    /// file at `path` (pure, so that it can be fuzzed).
+    pub fn parse(text: &str, path: &Path) -> Result<ConfigFile, Error> {
+        let mut config: ConfigFile = toml::from_str(text)
             .map_err(|err| Error::config(format!("{}: {}", path.display(), one_line(&err.to_string()))))?;
         let base = path.parent().unwrap_or(Path::new("."));
         config.resolve_relative_paths(base);

@@ -28,6 +28,8 @@
 //! - [`spawn`]: command resolution (126/127) and starting the child;
 //! - [`supervise`]: the event loop: forwarding, reaping, running life's
 //!   actions (signals, restarts), clean-up;
+//! - [`redact`]: `--redact`'s pure streaming matcher; [`pump`]: the app's
+//!   stdout and stderr through it (pipes, copying);
 //! - [`reaper`]: the one owner of `waitpid`; leftover processes;
 //! - [`sys`]: the only module with `unsafe` (fork/exec, masks, waitpid, kill,
 //!   hardening, the child's privilege changes);
@@ -41,7 +43,9 @@ pub mod logging;
 pub mod options;
 pub mod output;
 pub mod privileges;
+pub mod pump;
 pub mod reaper;
+pub mod redact;
 pub mod reference;
 pub mod render;
 pub mod running;
@@ -148,7 +152,16 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
             }
             Mode::Supervise => {
                 // On failure, dropping `prepared.files` removes the files.
-                let app = command.spawn(inherited, &plan.privileges)?;
+                let redaction = match plan.redact {
+                    true => {
+                        let fetched = prepared.vaulted.as_ref().map(|vaulted| &vaulted.fetched);
+                        let placed = fetched.map(|f| plan.secrets.placed_values(f)).unwrap_or_default();
+                        Some(pump::Redaction::prepare(&placed)?)
+                    }
+                    false => None,
+                };
+                let output = redaction.as_ref().map(pump::Redaction::child_ends);
+                let app = command.spawn(inherited, &plan.privileges, output)?;
                 prepared.files.keep();
                 tracing::debug!("started {} as pid {app}", spawn::display_command(&plan.command));
                 drop(command);
@@ -187,7 +200,7 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
                 };
                 let mut respawn = |env: &[(OsString, OsString)]| {
                     let command = PreparedCommand::new(program.clone(), &argv, env)?;
-                    command.spawn(inherited, &privileges)
+                    command.spawn(inherited, &privileges, output)
                 };
                 let supervision = Supervision {
                     forwarding: Forwarding {
@@ -198,7 +211,12 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
                     life,
                     respawn: &mut respawn,
                 };
-                Ok(supervise::supervise(&mut signals, app, supervision).await)
+                let supervised = supervise::supervise(&mut signals, app, supervision);
+                // A restart hands the next app the same pipes.
+                Ok(match redaction.map(|r| r.start(may_restart)) {
+                    Some(pump) => pump.alongside(supervised, pump::DRAIN_LIMIT).await,
+                    None => supervised.await,
+                })
             }
         }
     })

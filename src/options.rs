@@ -53,6 +53,7 @@ pub const KNOWN_VARIABLES: &[&str] = &[
     "VINIT_DROP_CAPS",
     "VINIT_KEEP_CAPS",
     "VINIT_NO_NEW_PRIVS",
+    "VINIT_REDACT",
 ];
 
 /// Variables removed from the child's environment besides `VINIT_*`.
@@ -92,6 +93,9 @@ pub struct Plan {
     pub timeout: Duration,
     /// Running life: refresh, debounce, splay, env changes, revocation.
     pub life: LifeSettings,
+    /// `--redact`: the app's stdout and stderr go through vinit, secret
+    /// values replaced (supervise mode only).
+    pub redact: bool,
     pub secrets: SecretsPlan,
     /// Who the child runs as and what it keeps (`--user`, `--drop-caps`,
     /// `--keep-caps`, `--no-new-privs`), checked against what vinit holds.
@@ -117,6 +121,12 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
     let exec = flag_or_env(args.exec, env, "VINIT_EXEC")?;
     let signal_group =
         flag_or_env(args.pgroup, env, "VINIT_PGROUP")? || file.and_then(|f| f.pgroup).unwrap_or(false);
+    let redact = flag_or_env(args.redact, env, "VINIT_REDACT")?;
+    if redact && exec {
+        return Err(Error::usage(
+            "--redact needs vinit to stay the app's parent: it cannot go with --exec",
+        ));
+    }
     let check = flag_or_env(args.check, env, "VINIT_CHECK")?;
     let online = flag_or_env(args.online, env, "VINIT_ONLINE")?;
     let check = match (check, online) {
@@ -230,6 +240,7 @@ pub fn plan(args: Args, env: &Environment, log: LogSettings) -> Result<Plan, Err
         check,
         timeout,
         life,
+        redact,
         secrets,
         privileges,
     })
@@ -486,6 +497,21 @@ mod tests {
         assert_eq!(plan.rewrites.apply(libc::SIGUSR1), None);
         let err = plan_with(args(&["app"]), &[("VINIT_REWRITE", "TERM")]).unwrap_err();
         assert!(err.to_string().starts_with("VINIT_REWRITE: "), "{err}");
+    }
+
+    #[test]
+    fn redact_is_for_supervise_mode_only() {
+        let mut a = args(&["app"]);
+        a.redact = true;
+        assert!(plan_with(a, &[]).unwrap().redact);
+        assert!(
+            plan_with(args(&["app"]), &[("VINIT_REDACT", "true")])
+                .unwrap()
+                .redact
+        );
+        let err = plan_with(args(&["app"]), &[("VINIT_REDACT", "1"), ("VINIT_EXEC", "1")]).unwrap_err();
+        assert_eq!(err.exit_code(), 64);
+        assert!(err.to_string().contains("--exec"), "{err}");
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! live in `sys`.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -55,16 +56,20 @@ impl PreparedCommand {
     }
 
     /// Starts the child in its own process group, in the terminal's
-    /// foreground when vinit holds it, with `privileges`. Returns its pid.
+    /// foreground when vinit holds it, with `privileges`. `output`
+    /// (`--redact`): descriptors that become the child's stdout and stderr.
+    /// Returns its pid.
     pub fn spawn(
         &self,
         signals: InheritedSignals,
         privileges: &ChildPrivileges,
+        output: Option<[RawFd; 2]>,
     ) -> Result<libc::pid_t, Error> {
         let setup = ChildSetup {
             take_terminal: holds_terminal_foreground(),
             signals,
             privileges,
+            output,
         };
         sys::spawn(&self.image, &setup).map_err(|failure| self.spawn_error(failure))
     }
@@ -75,6 +80,7 @@ impl PreparedCommand {
             take_terminal: false,
             signals: *signals,
             privileges,
+            output: None,
         };
         self.spawn_error(sys::exec_in_place(&self.image, &setup))
     }

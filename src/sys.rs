@@ -22,6 +22,7 @@
 use std::ffi::{c_char, c_int, CString, OsString};
 use std::io;
 use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStringExt;
 use std::ptr;
 
@@ -400,6 +401,9 @@ pub struct ChildSetup<'a> {
     pub signals: InheritedSignals,
     /// Who the child runs as and what it may keep, decided before the fork.
     pub privileges: &'a ChildPrivileges,
+    /// `--redact`: descriptors that become the child's stdout and stderr
+    /// (the write ends of vinit's pipes, see [`output_pipe`]).
+    pub output: Option<[c_int; 2]>,
 }
 
 /// Why a spawn failed.
@@ -492,11 +496,14 @@ unsafe fn exec_in_child(image: &ExecImage, setup: &ChildSetup, error_fd: c_int) 
             Err((step, errno)) => (step as i32, errno),
             Ok(()) => {
                 libc::sigprocmask(libc::SIG_SETMASK, &setup.signals.mask, ptr::null_mut());
-                libc::execve(
-                    image.path.as_ptr(),
-                    image.argv_ptrs.as_ptr(),
-                    image.envp_ptrs.as_ptr(),
-                );
+                // Never let the app write unredacted: no exec if this fails.
+                if redirect_output(setup.output) {
+                    libc::execve(
+                        image.path.as_ptr(),
+                        image.argv_ptrs.as_ptr(),
+                        image.envp_ptrs.as_ptr(),
+                    );
+                }
                 (0, *libc::__errno_location())
             }
         };
@@ -506,6 +513,71 @@ unsafe fn exec_in_child(image: &ExecImage, setup: &ChildSetup, error_fd: c_int) 
         libc::write(error_fd, report.as_ptr().cast(), report.len());
         libc::_exit(127)
     }
+}
+
+/// In the child: makes `output` (stdout's and stderr's pipes) descriptors 1
+/// and 2. False, with errno set, when that fails. Async-signal-safe.
+///
+/// # Safety
+/// Must only be called in a freshly forked child.
+// SAFETY: the contract is the caller's (see `# Safety`).
+unsafe fn redirect_output(output: Option<[c_int; 2]>) -> bool {
+    let Some([stdout, stderr]) = output else {
+        return true;
+    };
+    // SAFETY: dup2 on descriptors the parent opened before the fork; the
+    // pipe ends are above 2 (see `output_pipe`), so dup2 always makes a new
+    // descriptor, without close-on-exec.
+    unsafe { libc::dup2(stdout, libc::STDOUT_FILENO) >= 0 && libc::dup2(stderr, libc::STDERR_FILENO) >= 0 }
+}
+
+/// A pipe for `--redact`: `(read end, write end)`, both close-on-exec and
+/// both above descriptor 2 (so that moving the write end onto 1 or 2 in
+/// the child never collides with a pipe end, even when vinit was started
+/// with 1 or 2 closed).
+pub fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as c_int; 2];
+    // SAFETY: pipe2 writes two descriptors into the array we own.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: pipe2 succeeded: both are open descriptors that nothing else owns.
+    let [read_end, write_end] = fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) });
+    let read_end = above_stdio(read_end)?;
+    // Only vinit's end is non-blocking: the app's writes block as usual.
+    // SAFETY: F_SETFL on a descriptor we own.
+    if unsafe { libc::fcntl(read_end.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // A larger pipe (1 MiB, the default unprivileged maximum) means fewer
+    // round trips through vinit for a chatty app; the default size is fine too.
+    // SAFETY: F_SETPIPE_SZ on a pipe we own; failure leaves the pipe as it is.
+    unsafe { libc::fcntl(read_end.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
+    Ok((read_end, above_stdio(write_end)?))
+}
+
+/// Registers the non-blocking read end of an [`output_pipe`] with tokio's
+/// reactor (readable interest only).
+pub fn watch_pipe(read_end: std::fs::File) -> io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
+    // SAFETY: a `File` owns its descriptor and returns that same descriptor
+    // from `as_raw_fd` until it is dropped; the `AsyncFd` takes ownership of
+    // it, so the descriptor stays open and unchanged for the registration's
+    // whole life.
+    unsafe { tokio::io::unix::AsyncFd::register_with_interest(read_end, tokio::io::Interest::READABLE) }
+        .map_err(io::Error::from)
+}
+
+fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
+    if fd.as_raw_fd() > libc::STDERR_FILENO {
+        return Ok(fd);
+    }
+    // SAFETY: F_DUPFD_CLOEXEC on a descriptor we own returns a new one (or -1).
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, libc::STDERR_FILENO + 1) };
+    if moved < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `moved` is a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
 /// Replaces vinit with `image` (exec mode). Makes the privilege changes and

@@ -18,6 +18,10 @@
 //!   signals it gets to FILE until SIGTERM;
 //! - `out=TEXT`, `err=TEXT`: write TEXT to stdout/stderr (`\n` as newline);
 //! - `outhex=HEX`: write raw bytes to stdout;
+//! - `chunks=STREAM:SIZES:MS:HEX`: write HEX's bytes to STREAM (`out` or
+//!   `err`) in separate writes of SIZES bytes (comma-separated, the last
+//!   one repeats), pausing MS milliseconds between writes;
+//! - `outfile=FILE`: copy FILE to stdout;
 //! - `cat`: copy stdin to stdout until end of file;
 //! - `bind=PORT`: bind a TCP socket to 0.0.0.0:PORT, write `bound` or the
 //!   error to stdout;
@@ -95,6 +99,12 @@ fn run(argv: &[OsString]) {
                 let mut out = io::stdout();
                 out.write_all(&bytes).and_then(|()| out.flush()).ok();
             }
+            "chunks" => chunks(value),
+            "outfile" => {
+                let bytes = fs::read(value).unwrap_or_else(|e| fail(&format!("{value}: {e}")));
+                let mut out = io::stdout();
+                out.write_all(&bytes).and_then(|()| out.flush()).ok();
+            }
             "cat" => {
                 let mut input = Vec::new();
                 io::stdin().read_to_end(&mut input).ok();
@@ -124,6 +134,45 @@ fn write_to(out: &mut dyn Write, text: &str) {
     out.write_all(text.replace("\\n", "\n").as_bytes())
         .and_then(|()| out.flush())
         .ok();
+}
+
+/// `STREAM:SIZES:MS:HEX`, one `write(2)` per chunk (no buffering between).
+fn chunks(spec: &str) {
+    let mut parts = spec.splitn(4, ':');
+    let mut field = || parts.next().unwrap_or_else(|| fail("chunks=STREAM:SIZES:MS:HEX"));
+    let fd = match field() {
+        "out" => libc::STDOUT_FILENO,
+        "err" => libc::STDERR_FILENO,
+        other => fail(&format!("chunks: stream {other}")),
+    };
+    let sizes: Vec<usize> = field()
+        .split(',')
+        .map(|n| {
+            n.parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .unwrap_or_else(|| fail("chunks: sizes"))
+        })
+        .collect();
+    let pause = Duration::from_millis(field().parse().unwrap_or_else(|_| fail("chunks: MS")));
+    let bytes = from_hex(field());
+    let mut rest = &bytes[..];
+    for index in 0.. {
+        if rest.is_empty() {
+            break;
+        }
+        if index > 0 {
+            std::thread::sleep(pause);
+        }
+        let size = sizes[index.min(sizes.len() - 1)].min(rest.len());
+        let (chunk, after) = rest.split_at(size);
+        // SAFETY: writing from a buffer we own to a standard descriptor.
+        let written = unsafe { libc::write(fd, chunk.as_ptr().cast(), chunk.len()) };
+        if written != chunk.len() as isize {
+            fail("chunks: short write");
+        }
+        rest = after;
+    }
 }
 
 fn write_atomically(path: &str, contents: &[u8]) {

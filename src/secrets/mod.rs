@@ -17,8 +17,9 @@ use std::path::PathBuf;
 use crate::config_file::ConfigFile;
 use crate::error::Error;
 use crate::output::{self, FileOut};
-use crate::reference::{self, Read, Template};
-use crate::render::{self, Fetched, TemplateText};
+use crate::reference::{self, Piece, Read, Template};
+use crate::render::{self, Fetched, Needs, TemplateText};
+use crate::secret::SecretString;
 use crate::settings::Environment;
 use crate::signals::{self, SignalNumber};
 use crate::vault::auth::AuthPlan;
@@ -65,6 +66,8 @@ struct TemplateJob {
     text: TemplateText,
     /// Uses `issued(...)`: in a dry run (no issue performed) it is not rendered.
     needs_issue: bool,
+    /// The reads and issues it uses (the values `--redact` hides).
+    needs: Needs,
     destination: PathBuf,
     mode: u32,
     uid: u32,
@@ -166,6 +169,7 @@ impl SecretsPlan {
         for job in &mut templates {
             let needs = job.text.needs()?;
             job.needs_issue = !needs.issues.is_empty();
+            job.needs = needs.clone();
             for read in needs.reads {
                 reads
                     .entry(read)
@@ -335,6 +339,48 @@ impl SecretsPlan {
     /// Every template rendered, in the plan's order; with `skip_issued`
     /// (a dry run, where no issue was performed) those that use `issued()`
     /// are left out.
+    /// Every secret value placed in the app's environment or files, with
+    /// where it went (`--redact` hides them): each field an environment
+    /// variable references (and the `vault:login` token), and every string
+    /// inside the reads and issues a template uses. Running life calls it
+    /// again with fresh values.
+    pub fn placed_values(&self, fetched: &Fetched) -> Vec<PlacedValue> {
+        let mut placed = Vec::new();
+        for env_ref in &self.env_refs {
+            for piece in &env_ref.template.pieces {
+                let value = match piece {
+                    Piece::Text(_) => None,
+                    Piece::Login => fetched.token.clone(),
+                    Piece::Field(field) => fetched.reads.get(&field.read).and_then(|d| d.field(&field.key)),
+                };
+                placed.extend(value.map(|value| PlacedValue {
+                    source: env_ref.name.clone(),
+                    value,
+                }));
+            }
+        }
+        for job in &self.templates {
+            let source = format!("template {}", job.text.label);
+            let reads = job.needs.reads.iter().filter_map(|read| fetched.reads.get(read));
+            let issues = job
+                .needs
+                .issues
+                .iter()
+                .filter_map(|name| fetched.issues.get(name));
+            for data in reads.chain(issues) {
+                for value in data.as_map().values() {
+                    strings_in(value, &mut |text| {
+                        placed.push(PlacedValue {
+                            source: source.clone(),
+                            value: SecretString::from(text),
+                        })
+                    });
+                }
+            }
+        }
+        placed
+    }
+
     pub fn render_files(&self, fetched: &Fetched, skip_issued: bool) -> Result<Vec<FileOut>, Error> {
         let mut files = Vec::new();
         for job in &self.templates {
@@ -386,6 +432,7 @@ fn template_job(
             .map_err(|e| Error::config(format!("template {label}: {e}")))?,
         text: TemplateText::new(label, source)?,
         needs_issue: false,
+        needs: Needs::default(),
         destination: section.destination.clone(),
         mode: section.mode.map(|m| m.0).unwrap_or(0o400),
         uid,
@@ -409,6 +456,26 @@ fn owner_ids(owner: &str) -> Result<(u32, u32), String> {
         }
         Ok(None) => Err(format!("no user \"{owner}\" in /etc/passwd")),
         Err(err) => Err(format!("cannot look up \"{owner}\": {err}")),
+    }
+}
+
+/// A secret value and where it was placed: a variable name or
+/// `template DESTINATION`.
+#[derive(Debug)]
+pub struct PlacedValue {
+    pub source: String,
+    pub value: SecretString,
+}
+
+/// Calls `found` with every string inside a JSON value (numbers and
+/// booleans in a secret's data are rarely secret and would hide ordinary
+/// output such as `true` or a port number).
+fn strings_in(value: &serde_json::Value, found: &mut impl FnMut(&str)) {
+    match value {
+        serde_json::Value::String(text) => found(text),
+        serde_json::Value::Array(items) => items.iter().for_each(|item| strings_in(item, found)),
+        serde_json::Value::Object(map) => map.values().for_each(|item| strings_in(item, found)),
+        _ => {}
     }
 }
 

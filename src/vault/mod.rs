@@ -309,42 +309,54 @@ impl Vault {
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
         let mut bytes = response.bytes().await.map_err(transport_failure)?.to_vec();
-        let parsed: Result<serde_json::Value, _> = if bytes.is_empty() {
-            Ok(serde_json::Value::Null)
-        } else {
-            serde_json::from_slice(&bytes)
-        };
+        let answer = answer_from_response(status.as_u16(), retry_after, &bytes);
         bytes.zeroize();
-        if !status.is_success() {
-            let body = parsed.unwrap_or(serde_json::Value::Null);
-            let list = |field: &str| -> Vec<String> {
-                body.get(field)
-                    .and_then(|v| v.as_array())
-                    .map(|items| {
-                        items
-                            .iter()
-                            .filter_map(|e| e.as_str().map(str::to_string))
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            let errors = list("errors").join("; ");
-            let kv2_hint = list("warnings")
-                .iter()
-                .chain(list("errors").iter())
-                .any(|w| w.contains("versioned K/V"));
-            return Err(Failure::Status {
-                code: status.as_u16(),
-                errors,
-                retry_after,
-                kv2_hint,
-            });
-        }
-        let mut value = parsed.map_err(|err| Failure::Malformed(format!("invalid JSON ({err})")))?;
-        let answer = answer_from(&mut value);
-        crate::secret::scrub(&mut value);
         answer
     }
+}
+
+/// What a response means to vinit: the answer of a success (2xx), or the
+/// failure that its status and `errors` describe. Pure, so that it can be
+/// fuzzed (fuzz/fuzz_targets/vault_answer.rs).
+pub fn answer_from_response(
+    status: u16,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<Answer, Failure> {
+    let parsed: Result<serde_json::Value, _> = if body.is_empty() {
+        Ok(serde_json::Value::Null)
+    } else {
+        serde_json::from_slice(body)
+    };
+    if !(200..300).contains(&status) {
+        let body = parsed.unwrap_or(serde_json::Value::Null);
+        let list = |field: &str| -> Vec<String> {
+            body.get(field)
+                .and_then(|v| v.as_array())
+                .map(|items| {
+                    items
+                        .iter()
+                        .filter_map(|e| e.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let errors = list("errors").join("; ");
+        let kv2_hint = list("warnings")
+            .iter()
+            .chain(list("errors").iter())
+            .any(|w| w.contains("versioned K/V"));
+        return Err(Failure::Status {
+            code: status,
+            errors,
+            retry_after,
+            kv2_hint,
+        });
+    }
+    let mut value = parsed.map_err(|err| Failure::Malformed(format!("invalid JSON ({err})")))?;
+    let answer = answer_from(&mut value);
+    crate::secret::scrub(&mut value);
+    answer
 }
 
 /// Picks the parts vinit uses out of a successful answer.
