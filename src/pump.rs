@@ -24,12 +24,30 @@ use tokio::io::unix::AsyncFd;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
-use crate::redact::{Placed, Redactor, SharedRedactor, StreamRedactor};
+use crate::redact::{Placed, SharedRedactor, StreamRedactor};
 use crate::secrets::PlacedValue;
 
 /// How long vinit waits, after the app and its leftovers ended, for the
 /// last bytes of their output.
 pub const DRAIN_LIMIT: Duration = Duration::from_secs(2);
+
+/// Makes `redactor` hide exactly `placed` (start-up; running life after
+/// values change, passing every value in force): a warning names each
+/// variable or template whose value is too short to redact. On error the
+/// previous values stay hidden.
+pub fn hide(redactor: &SharedRedactor, placed: &[PlacedValue]) -> Result<(), String> {
+    let values = placed.iter().map(|p| Placed {
+        source: &p.source,
+        value: p.value.expose().as_bytes(),
+    });
+    for source in redactor.set_secrets(values)? {
+        tracing::warn!(
+            "{source}: a value shorter than {} bytes is not redacted",
+            crate::redact::MIN_SECRET_LEN
+        );
+    }
+    Ok(())
+}
 
 /// `--redact` prepared before the spawn: the pipes and the values to hide.
 pub struct Redaction {
@@ -42,27 +60,11 @@ impl Redaction {
     /// each variable or template whose value is too short to redact) and
     /// creates the pipes.
     pub fn prepare(placed: &[PlacedValue]) -> Result<Redaction, Error> {
-        let values = placed.iter().map(|p| Placed {
-            source: &p.source,
-            value: p.value.expose().as_bytes(),
-        });
-        let (redactor, skipped) = Redactor::new(values).map_err(Error::config)?;
-        for source in skipped {
-            tracing::warn!(
-                "{source}: a value shorter than {} bytes is not redacted",
-                crate::redact::MIN_SECRET_LEN
-            );
-        }
-        tracing::debug!(
-            "--redact: {} distinct values hidden in the app's output",
-            redactor.len()
-        );
+        let redactor = SharedRedactor::default();
+        hide(&redactor, placed).map_err(Error::config)?;
         let pipes =
             OutputPipes::new().map_err(|err| Error::system("cannot create the pipes for --redact", err))?;
-        Ok(Redaction {
-            pipes,
-            redactor: SharedRedactor::new(redactor),
-        })
+        Ok(Redaction { pipes, redactor })
     }
 
     /// The descriptors the child gets as its stdout and stderr.
