@@ -8,11 +8,14 @@
 #   - vinit --redact, worst case: every line holds one of the values.
 # Values come from a loopback stand-in for Vault (a KV v2 answer for any GET).
 # Best of 3 runs each. Rerun any time:  bench/redact.sh [BYTES]
+# (bench/run's redact section calls it with VINIT set to the binary to measure.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bytes=${1:-1073741824}
-cargo build --release --bin vinit --quiet
-vinit=$PWD/target/x86_64-unknown-linux-musl/release/vinit
+if [ -z "${VINIT:-}" ]; then
+  cargo build --release --bin vinit --quiet
+fi
+vinit=${VINIT:-$PWD/target/x86_64-unknown-linux-musl/release/vinit}
 work=$(mktemp -d)
 server_pid=
 cleanup() {
