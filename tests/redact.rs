@@ -199,3 +199,19 @@ fn redact_with_exec_is_a_usage_error() {
         .run();
     finished.expect_code(64);
 }
+
+#[test]
+fn the_app_gets_only_its_three_standard_descriptors() {
+    let server = vault();
+    let scratch = Scratch::new();
+    let report = scratch.path("report");
+    redacting(&server)
+        .probe([format!("report={}", report.display())])
+        .run()
+        .expect_code(0);
+    assert_eq!(
+        util::Report::read(&report).get("fds"),
+        "0,1,2",
+        "a pipe end leaked into the app"
+    );
+}
