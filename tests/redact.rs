@@ -215,3 +215,36 @@ fn the_app_gets_only_its_three_standard_descriptors() {
         "a pipe end leaked into the app"
     );
 }
+
+/// A restart hands the next app the same pipes: its output is redacted too,
+/// and vinit still ends cleanly (its copies of the pipes closed at the end).
+#[test]
+fn a_restarted_app_writes_through_the_same_redaction() {
+    let bao = util::openbao::OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "token=first-value"]);
+    let scratch = Scratch::new();
+    let report = scratch.path("report");
+    let line = "app says first-value\n";
+    let running = Vinit::subreaper()
+        .arg("--redact")
+        .env("VAULT_ADDR", &bao.addr)
+        .env("VAULT_TOKEN", "root")
+        .env("VINIT_ENV_ON_CHANGE", "restart")
+        .env("APP_TOKEN", "vault:secret/data/app#token")
+        .args(["--refresh", "1s", "--debounce", "200ms", "--grace", "2s"])
+        .probe([
+            chunks("out", "4096", 0, line),
+            format!("report={}", report.display()),
+            format!("record={}", scratch.path("record").display()),
+            "await=TERM".into(),
+        ])
+        .start();
+    util::wait_for_file(&report);
+    std::fs::remove_file(&report).unwrap();
+    bao.bao(&["kv", "put", "secret/app", "token=second-value"]);
+    util::wait_for_file(&report);
+    running.signal(libc::SIGTERM);
+    let finished = running.wait();
+    finished.expect_code(0);
+    assert_eq!(finished.stdout_text(), "app says [redacted]\n".repeat(2));
+}
