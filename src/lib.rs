@@ -191,13 +191,16 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
                     ..
                 } = plan;
                 let env = std::mem::take(&mut prepared.env);
-                let life = match prepared.vaulted {
+                let mut life = match prepared.vaulted {
                     Some(vaulted) => RunningLife::new(secrets, vaulted, child_env, env, life),
                     None => {
                         secret::scrub_env(env);
                         None
                     }
                 };
+                if let (Some(life), Some(redaction)) = (life.as_mut(), redaction.as_ref()) {
+                    life.hide_new_values_with(redaction.redactor());
+                }
                 let mut respawn = |env: &[(OsString, OsString)]| {
                     let command = PreparedCommand::new(program.clone(), &argv, env)?;
                     command.spawn(inherited, &privileges, output)

@@ -30,11 +30,13 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::output::{self, FileOut};
+use crate::pump;
+use crate::redact::SharedRedactor;
 use crate::reference::Read;
 use crate::render::Fetched;
 use crate::secret::{self, SecretString};
 use crate::secrets::startup::{self, Lifetime, Vaulted};
-use crate::secrets::SecretsPlan;
+use crate::secrets::{PlacedValue, SecretsPlan};
 use crate::signals::SignalNumber;
 use crate::vault::auth::{AuthPlan, Login, UnwrappedSecretId};
 use crate::vault::{jitter, Answer, Failure, Vault, VaultSettings, RUNNING_REQUEST_TIMEOUT};
@@ -181,7 +183,13 @@ pub struct RunningLife {
     /// A request failed since the last success: when one succeeds again,
     /// everything waiting in backoff is tried at once (catching up).
     failing: bool,
+    /// `--redact`: every value placed so far (new ones join before the app
+    /// can see them; old ones stay, the app may still print them).
+    redaction: Option<(SharedRedactor, Vec<PlacedValue>)>,
 }
+
+/// How many placed values `--redact` keeps hiding across rotations.
+const MAX_HIDDEN_VALUES: usize = 1024;
 
 impl RunningLife {
     /// Takes over what start-up fetched; `env` is what the app got.
@@ -243,7 +251,35 @@ impl RunningLife {
             in_flight: JoinSet::new(),
             counts: Counts::default(),
             failing: false,
+            redaction: None,
         })
+    }
+
+    /// With `--redact`: values fetched from now on are hidden too, before
+    /// any file, signal or restart can hand them to the app.
+    pub fn hide_new_values_with(&mut self, redactor: SharedRedactor) {
+        let placed = self.plan.placed_values(&self.fetched);
+        self.redaction = Some((redactor, placed));
+    }
+
+    /// Adds the values now in force to those `--redact` hides.
+    fn hide_current_values(&mut self) {
+        let Some((redactor, hidden)) = self.redaction.as_mut() else {
+            return;
+        };
+        for value in self.plan.placed_values(&self.fetched) {
+            if !hidden
+                .iter()
+                .any(|known| known.value.expose() == value.value.expose())
+            {
+                hidden.push(value);
+            }
+        }
+        let excess = hidden.len().saturating_sub(MAX_HIDDEN_VALUES);
+        hidden.drain(..excess);
+        if let Err(err) = pump::hide(redactor, hidden) {
+            tracing::warn!("--redact: cannot hide the new values: {err}");
+        }
     }
 
     /// Waits until the app must act. Cancel-safe: the supervisor races it
@@ -691,6 +727,7 @@ impl RunningLife {
     /// written (atomically) and their `on_change` queued; changed variables
     /// queue a restart (`VINIT_ENV_ON_CHANGE=restart`) or a warning.
     fn rerender(&mut self, now: Instant) {
+        self.hide_current_values();
         match self.plan.render_env(&self.base_env, &self.fetched) {
             Ok(env) => {
                 let changed: Vec<String> = self
