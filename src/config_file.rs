@@ -30,6 +30,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::error::Error;
+use crate::signals::{self, SignalNumber};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -93,6 +94,27 @@ pub struct TemplateSection {
     pub on_change: Option<String>,
     #[serde(default)]
     pub allow_persistent: bool,
+}
+
+/// What a template's `on_change` asks for when its file changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeAction {
+    None,
+    Signal(SignalNumber),
+    Restart,
+}
+
+impl ChangeAction {
+    /// `none` (the default), `restart`, or a signal name (`SIGHUP`, `HUP`).
+    pub fn parse(text: Option<&str>) -> Result<ChangeAction, String> {
+        match text.map(str::trim) {
+            None | Some("none") => Ok(ChangeAction::None),
+            Some("restart") => Ok(ChangeAction::Restart),
+            Some(name) => signals::parse(name, false)
+                .map(ChangeAction::Signal)
+                .map_err(|e| format!("on_change \"{name}\" is not restart, none or a signal name ({e})")),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -190,15 +212,7 @@ impl ConfigFile {
                 (None, None) => return Err(at(format!("{which}: needs source or contents"))),
                 _ => {}
             }
-            if let Some(action) = &template.on_change {
-                let valid = matches!(action.as_str(), "restart" | "none")
-                    || crate::signals::parse(action, false).is_ok();
-                if !valid {
-                    return Err(at(format!(
-                        "{which}: on_change \"{action}\" is not restart, none or a signal name"
-                    )));
-                }
-            }
+            ChangeAction::parse(template.on_change.as_deref()).map_err(|e| at(format!("{which}: {e}")))?;
         }
         let mut names = std::collections::HashSet::new();
         for issue in &self.issues {

@@ -385,13 +385,7 @@ fn vinit_leaves_the_working_directory_and_stays_idle() {
         let cwd = std::fs::read_link(format!("/proc/{}/cwd", running.pid())).ok()?;
         (cwd == std::path::Path::new("/")).then_some(())
     });
-    let before = util::context_switches(running.pid());
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(
-        util::context_switches(running.pid()),
-        before,
-        "vinit woke up while idle"
-    );
+    util::assert_idle(running.pid(), Duration::from_millis(1500));
     running.signal(libc::SIGTERM);
     running.wait().expect_code(0);
 }

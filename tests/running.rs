@@ -157,15 +157,7 @@ fn rotated_database_credentials_log_in_and_each_change_gives_one_sighup() {
             file.display()
         ),
     );
-    let (running, record) = util::start_recorder(
-        Vinit::subreaper()
-            .env("VAULT_ADDR", &bao.addr)
-            .env("VAULT_TOKEN", "root")
-            .arg("--config")
-            .arg(&config),
-        &scratch,
-        "TERM",
-    );
+    let (running, record) = util::start_recorder(bao.vinit().arg("--config").arg(&config), &scratch, "TERM");
     let mut checked = std::collections::HashSet::new();
     let versions = sample_file(
         &file,
@@ -214,9 +206,8 @@ fn a_kv_change_restarts_the_app_with_the_new_value_in_its_file_and_environment()
         ),
     );
     let report = scratch.path("report");
-    let running = Vinit::subreaper()
-        .env("VAULT_ADDR", &bao.addr)
-        .env("VAULT_TOKEN", "root")
+    let running = bao
+        .vinit()
         .env("VINIT_ENV_ON_CHANGE", "restart")
         .env("APP_TOKEN", "vault:secret/data/app#token")
         .args(["--config".into(), config.into_os_string()])
@@ -262,9 +253,7 @@ fn without_restart_a_changed_variable_is_named_in_a_warning_and_the_file_changes
         ),
     );
     let (running, record) = util::start_recorder(
-        Vinit::subreaper()
-            .env("VAULT_ADDR", &bao.addr)
-            .env("VAULT_TOKEN", "root")
+        bao.vinit()
             .env("APP_TOKEN", "vault:secret/data/app#token")
             .args(["--config".into(), config.into_os_string()])
             .args(["--refresh", "1s"]),
@@ -301,20 +290,7 @@ fn without_restart_a_changed_variable_is_named_in_a_warning_and_the_file_changes
 #[test]
 fn a_pki_certificate_in_its_file_never_expires_and_always_matches_its_key() {
     let bao = OpenBao::start();
-    bao.bao(&["secrets", "enable", "pki"]);
-    bao.bao(&[
-        "write",
-        "pki/root/generate/internal",
-        "common_name=test-ca",
-        "ttl=24h",
-    ]);
-    bao.bao(&[
-        "write",
-        "pki/roles/web",
-        "allowed_domains=internal",
-        "allow_subdomains=true",
-        "max_ttl=1h",
-    ]);
+    bao.pki_role_web("1h");
     let scratch = Scratch::new();
     let out = tempfile::tempdir_in("/dev/shm").unwrap();
     let file = out.path().join("tls.pem");
@@ -327,15 +303,7 @@ fn a_pki_certificate_in_its_file_never_expires_and_always_matches_its_key() {
             file.display()
         ),
     );
-    let (running, _) = util::start_recorder(
-        Vinit::subreaper()
-            .env("VAULT_ADDR", &bao.addr)
-            .env("VAULT_TOKEN", "root")
-            .arg("--config")
-            .arg(&config),
-        &scratch,
-        "TERM",
-    );
+    let (running, _) = util::start_recorder(bao.vinit().arg("--config").arg(&config), &scratch, "TERM");
     let mut ends: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
     let versions = sample_file(
         &file,
@@ -505,13 +473,7 @@ fn idle_means_no_wake_up_when_the_next_refresh_is_minutes_away() {
         0,
         "vinit holds a connection to Vault while idle"
     );
-    let before = util::context_switches(running.pid());
-    std::thread::sleep(Duration::from_secs(10));
-    assert_eq!(
-        util::context_switches(running.pid()),
-        before,
-        "vinit woke up while idle"
-    );
+    util::assert_idle(running.pid(), Duration::from_secs(10));
     running.signal(libc::SIGTERM);
     running.wait().expect_code(0);
 }
@@ -519,9 +481,7 @@ fn idle_means_no_wake_up_when_the_next_refresh_is_minutes_away() {
 #[test]
 fn no_connection_to_vault_stays_open_once_the_app_runs() {
     let bao = OpenBao::start();
-    let mut vinit = Vinit::subreaper()
-        .env("VAULT_ADDR", &bao.addr)
-        .env("VAULT_TOKEN", "root");
+    let mut vinit = bao.vinit();
     for n in 0..5 {
         bao.bao(&["kv", "put", &format!("secret/p{n}"), "k=v-conn"]);
         vinit = vinit.env(&format!("V{n}"), format!("vault:secret/data/p{n}#k"));

@@ -11,13 +11,6 @@ use std::os::unix::fs::MetadataExt;
 use util::openbao::OpenBao;
 use util::{Report, Scratch, Vinit};
 
-/// vinit against `bao` with the root token, reporting the app's view.
-fn vinit_with_token(bao: &OpenBao) -> Vinit {
-    Vinit::subreaper()
-        .env("VAULT_ADDR", &bao.addr)
-        .env("VAULT_TOKEN", "root")
-}
-
 fn report_step(path: &std::path::Path) -> String {
     format!("report={}", path.display())
 }
@@ -29,7 +22,7 @@ fn kv2_references_versions_inline_and_login_reach_the_app() {
     bao.bao(&["kv", "put", "secret/app", "db_password=second", "api_key=k2"]);
     let scratch = Scratch::new();
     let report = scratch.path("report");
-    vinit_with_token(&bao)
+    bao.vinit()
         .env("DB_PASSWORD", "vault:secret/data/app#db_password")
         .env("OLD_PASSWORD", "vault:secret/data/app#db_password#1")
         .env(
@@ -58,7 +51,7 @@ fn kv1_and_vinit_ignore() {
     bao.bao(&["kv", "put", "kv1/app", "user=alice"]);
     let scratch = Scratch::new();
     let report = scratch.path("report");
-    vinit_with_token(&bao)
+    bao.vinit()
         .env("USER_NAME", "vault:kv1/app#user")
         .env("LITERAL", "vault:not/a#reference")
         .env("VINIT_IGNORE", "LITERAL")
@@ -81,7 +74,7 @@ fn one_read_per_distinct_path_and_version() {
     bao.bao(&["kv", "put", "secret/app", "a=1", "b=2", "c=3"]);
     bao.bao(&["kv", "put", "secret/app", "a=4", "b=5", "c=6"]);
     let report = scratch.path("report");
-    vinit_with_token(&bao)
+    bao.vinit()
         .env("A", "vault:secret/data/app#a")
         .env("B", "vault:secret/data/app#b")
         .env("C", "x${vault:secret/data/app#c}${vault:secret/data/app#a}")
@@ -219,7 +212,8 @@ fn bad_credentials_and_policies_are_77_and_missing_things_65() {
         finished.stderr
     );
 
-    let finished = vinit_with_token(&bao)
+    let finished = bao
+        .vinit()
         .env("DB_PASSWORD", "vault:secret/data/app#db_pasword")
         .probe(["exit=0"])
         .run();
@@ -229,7 +223,8 @@ fn bad_credentials_and_policies_are_77_and_missing_things_65() {
         "vinit: DB_PASSWORD: secret/data/app has no key \"db_pasword\" (it has: api_key, db_password)"
     );
 
-    let finished = vinit_with_token(&bao)
+    let finished = bao
+        .vinit()
         .env("DB_PASSWORD", "vault:secret/app#db_password")
         .probe(["exit=0"])
         .run();
@@ -271,7 +266,7 @@ mode = "0440"
     )
     .unwrap();
     let report = scratch.path("report");
-    vinit_with_token(&bao)
+    bao.vinit()
         .arg("--config")
         .arg(&config)
         .probe([report_step(&report)])
@@ -298,20 +293,7 @@ mode = "0440"
 #[test]
 fn pki_issuance_renders_certificate_and_key() {
     let bao = OpenBao::start();
-    bao.bao(&["secrets", "enable", "pki"]);
-    bao.bao(&[
-        "write",
-        "pki/root/generate/internal",
-        "common_name=test-ca",
-        "ttl=24h",
-    ]);
-    bao.bao(&[
-        "write",
-        "pki/roles/web",
-        "allowed_domains=internal",
-        "allow_subdomains=true",
-        "max_ttl=2h",
-    ]);
+    bao.pki_role_web("2h");
     let out = tempfile::tempdir_in("/dev/shm").unwrap();
     let scratch = Scratch::new();
     let config = scratch.path("vinit.toml");
@@ -336,7 +318,7 @@ destination = "{out}/tls.key"
         ),
     )
     .unwrap();
-    vinit_with_token(&bao)
+    bao.vinit()
         .arg("--config")
         .arg(&config)
         .probe(["exit=0"])
@@ -403,7 +385,7 @@ fn check_lists_reads_without_contacting_vault_and_online_proves_access() {
     let bao = OpenBao::start();
     bao.bao(&["kv", "put", "secret/app", "db_password=pw"]);
     let online = |var: &str| {
-        vinit_with_token(&bao)
+        bao.vinit()
             .env("DB_PASSWORD", var)
             .args(["--check", "--online"])
             .probe(["exit=3"])
@@ -602,7 +584,7 @@ fn dynamic_database_credentials_come_from_one_lease_and_work() {
     let report = scratch.path("report");
     // The app has ended when the test checks: keep the lease (revocation at
     // exit is tests/running.rs's).
-    vinit_with_token(&bao)
+    bao.vinit()
         .env("VINIT_REVOKE", "false")
         .env("DB_USER", "vault:database/creds/app#username")
         .env("DB_PASSWORD", "vault:database/creds/app#password")
@@ -643,7 +625,9 @@ fn namespaces_are_sent_with_every_request() {
     for (namespace, expected) in [(Some("team-a"), "team-a-pw"), (None, "root-pw")] {
         let report = scratch.path("report");
         let _ = std::fs::remove_file(&report);
-        let mut vinit = vinit_with_token(&bao).env("DB_PASSWORD", "vault:secret/data/app#db_password");
+        let mut vinit = bao
+            .vinit()
+            .env("DB_PASSWORD", "vault:secret/data/app#db_password");
         if let Some(namespace) = namespace {
             vinit = vinit.env("BAO_NAMESPACE", namespace);
         }

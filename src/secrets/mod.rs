@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+pub use crate::config_file::ChangeAction;
 use crate::config_file::ConfigFile;
 use crate::error::Error;
 use crate::output::{self, FileOut};
@@ -21,30 +22,8 @@ use crate::reference::{self, Piece, Read, Template};
 use crate::render::{self, Fetched, Needs, TemplateText};
 use crate::secret::SecretString;
 use crate::settings::Environment;
-use crate::signals::{self, SignalNumber};
 use crate::vault::auth::AuthPlan;
 use crate::vault::VaultSettings;
-
-/// What a template's `on_change` asks for when its file changes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum ChangeAction {
-    None,
-    Signal(SignalNumber),
-    Restart,
-}
-
-impl ChangeAction {
-    /// `none` (the default), `restart`, or a signal name (`SIGHUP`, `HUP`).
-    pub fn parse(text: Option<&str>) -> Result<ChangeAction, String> {
-        match text.map(str::trim) {
-            None | Some("none") => Ok(ChangeAction::None),
-            Some("restart") => Ok(ChangeAction::Restart),
-            Some(name) => signals::parse(name, false)
-                .map(ChangeAction::Signal)
-                .map_err(|e| format!("on_change \"{name}\" is not restart, none or a signal name ({e})")),
-        }
-    }
-}
 
 /// Where a rendered environment value goes.
 #[derive(Debug)]

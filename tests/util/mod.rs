@@ -479,6 +479,13 @@ pub fn context_switches(pid: i32) -> u64 {
     total
 }
 
+/// Fails unless `pid` stays asleep (no context switch of any thread) for `span`.
+pub fn assert_idle(pid: i32, span: Duration) {
+    let before = context_switches(pid);
+    std::thread::sleep(span);
+    assert_eq!(context_switches(pid), before, "vinit woke up while idle");
+}
+
 /// Resident memory of `pid` in KiB.
 pub fn rss_kib(pid: i32) -> u64 {
     fs::read_to_string(format!("/proc/{pid}/status"))

@@ -260,6 +260,32 @@ impl OpenBao {
         serde_json::from_str(&text).expect("bao json")
     }
 
+    /// vinit (as a subreaper) pointed at this server with the root token.
+    pub fn vinit(&self) -> super::Vinit {
+        super::Vinit::subreaper()
+            .env("VAULT_ADDR", &self.addr)
+            .env("VAULT_TOKEN", &self.root_token)
+    }
+
+    /// A PKI engine with a root CA and a role `web` for `*.internal`
+    /// certificates of at most `max_ttl`.
+    pub fn pki_role_web(&self, max_ttl: &str) {
+        self.bao(&["secrets", "enable", "pki"]);
+        self.bao(&[
+            "write",
+            "pki/root/generate/internal",
+            "common_name=test-ca",
+            "ttl=24h",
+        ]);
+        self.bao(&[
+            "write",
+            "pki/roles/web",
+            "allowed_domains=internal",
+            "allow_subdomains=true",
+            &format!("max_ttl={max_ttl}"),
+        ]);
+    }
+
     /// How many leases exist under `prefix` (e.g. `database/creds/app`).
     pub fn lease_count(&self, prefix: &str) -> usize {
         let mut command = self.command(&["list", "-format=json", &format!("sys/leases/lookup/{prefix}")]);
