@@ -57,9 +57,11 @@ impl Forwarding {
     }
 
     fn forward(&self, app: libc::pid_t, received: SignalNumber) {
-        let name = signals::name(received);
+        // The kill comes first; names are formatted only when debug logging
+        // is on (the macros evaluate their arguments lazily).
+        let name = || signals::name(received);
         let Some(signal) = self.rewrites.apply(received) else {
-            tracing::debug!("dropped {name} (--rewrite)");
+            tracing::debug!("dropped {} (--rewrite)", name());
             return;
         };
         let (target, whom) = if self.to_group {
@@ -68,9 +70,13 @@ impl Forwarding {
             (app, "the app")
         };
         match sys::send_signal(target, signal) {
-            Ok(()) if signal == received => tracing::debug!("forwarded {name} to {whom} ({app})"),
-            Ok(()) => tracing::debug!("forwarded {name} as {} to {whom} ({app})", signals::name(signal)),
-            Err(err) => tracing::debug!("could not forward {name} to {whom} ({app}): {err}"),
+            Ok(()) if signal == received => tracing::debug!("forwarded {} to {whom} ({app})", name()),
+            Ok(()) => tracing::debug!(
+                "forwarded {} as {} to {whom} ({app})",
+                name(),
+                signals::name(signal)
+            ),
+            Err(err) => tracing::debug!("could not forward {} to {whom} ({app}): {err}", name()),
         }
     }
 }
