@@ -32,11 +32,26 @@ fn audit_errors(log: &Path) -> Vec<String> {
         .collect()
 }
 
-/// A config file with `body`, in `scratch`.
-fn config(scratch: &Scratch, body: &str) -> std::path::PathBuf {
-    let path = scratch.path("vinit.toml");
-    std::fs::write(&path, body).expect("write the config file");
-    path
+/// A config file in `scratch` with one template (`contents`, Jinja) that
+/// renders to `name` in a fresh tmpfs directory; `head` goes before the
+/// `[[template]]` table, `tail` inside it after `destination`.
+struct OneTemplate {
+    /// The tmpfs directory, removed when dropped.
+    dir: tempfile::TempDir,
+    file: std::path::PathBuf,
+    config: std::path::PathBuf,
+}
+
+fn one_template(scratch: &Scratch, name: &str, head: &str, contents: &str, tail: &str) -> OneTemplate {
+    let dir = tempfile::tempdir_in("/dev/shm").expect("a tmpfs directory");
+    let file = dir.path().join(name);
+    let config = scratch.path("vinit.toml");
+    let text = format!(
+        "{head}[[template]]\ncontents = \"{contents}\"\ndestination = \"{}\"\n{tail}",
+        file.display()
+    );
+    std::fs::write(&config, text).expect("write the config file");
+    OneTemplate { dir, file, config }
 }
 
 fn approle_vinit(bao: &OpenBao, role_id: &str, secret_id: &str) -> Vinit {
@@ -79,14 +94,16 @@ fn approle_token_is_renewed_then_replaced_by_a_login_before_its_max_ttl() {
         "token_ttl=5s",
         "token_max_ttl=15s",
     ]);
-    let out = tempfile::tempdir_in("/dev/shm").unwrap();
-    let file = out.path().join("greeting");
-    let config = config(
+    let OneTemplate {
+        dir: _dir,
+        file,
+        config,
+    } = one_template(
         &scratch,
-        &format!(
-            "refresh = \"2s\"\n[[template]]\ncontents = \"{{{{ secret('secret/data/app').greeting }}}}\"\ndestination = \"{}\"\n",
-            file.display()
-        ),
+        "greeting",
+        "refresh = \"2s\"\n",
+        "{{ secret('secret/data/app').greeting }}",
+        "",
     );
     let (running, record) = util::start_recorder(
         approle_vinit(&bao, &role_id, &secret_id)
@@ -147,15 +164,16 @@ fn rotated_database_credentials_log_in_and_each_change_gives_one_sighup() {
     let bao = OpenBao::start();
     util::postgres::database_engine(&bao, &pg, "default_ttl=5s", "max_ttl=15s");
     let scratch = Scratch::new();
-    let out = tempfile::tempdir_in("/dev/shm").unwrap();
-    let file = out.path().join("db");
-    let config = config(
+    let OneTemplate {
+        dir: _dir,
+        file,
+        config,
+    } = one_template(
         &scratch,
-        &format!(
-            "[[template]]\ncontents = \"{{{{ secret('database/creds/app').username }}}} {{{{ secret('database/creds/app').password }}}}\"\n\
-             destination = \"{}\"\non_change = \"SIGHUP\"\n",
-            file.display()
-        ),
+        "db",
+        "",
+        "{{ secret('database/creds/app').username }} {{ secret('database/creds/app').password }}",
+        "on_change = \"SIGHUP\"\n",
     );
     let (running, record) = util::start_recorder(bao.vinit().arg("--config").arg(&config), &scratch, "TERM");
     let mut checked = std::collections::HashSet::new();
@@ -196,14 +214,16 @@ fn a_kv_change_restarts_the_app_with_the_new_value_in_its_file_and_environment()
     let bao = OpenBao::start();
     bao.bao(&["kv", "put", "secret/app", "token=first"]);
     let scratch = Scratch::new();
-    let out = tempfile::tempdir_in("/dev/shm").unwrap();
-    let file = out.path().join("token");
-    let config = config(
+    let OneTemplate {
+        dir: _dir,
+        file,
+        config,
+    } = one_template(
         &scratch,
-        &format!(
-            "[[template]]\ncontents = \"{{{{ secret('secret/data/app').token }}}}\"\ndestination = \"{}\"\non_change = \"restart\"\n",
-            file.display()
-        ),
+        "token",
+        "",
+        "{{ secret('secret/data/app').token }}",
+        "on_change = \"restart\"\n",
     );
     let report = scratch.path("report");
     let running = bao
@@ -243,15 +263,11 @@ fn without_restart_a_changed_variable_is_named_in_a_warning_and_the_file_changes
     let bao = OpenBao::start();
     bao.bao(&["kv", "put", "secret/app", "token=first-value"]);
     let scratch = Scratch::new();
-    let out = tempfile::tempdir_in("/dev/shm").unwrap();
-    let file = out.path().join("token");
-    let config = config(
-        &scratch,
-        &format!(
-            "[[template]]\ncontents = \"{{{{ secret('secret/data/app').token }}}}\"\ndestination = \"{}\"\n",
-            file.display()
-        ),
-    );
+    let OneTemplate {
+        dir: _dir,
+        file,
+        config,
+    } = one_template(&scratch, "token", "", "{{ secret('secret/data/app').token }}", "");
     let (running, record) = util::start_recorder(
         bao.vinit()
             .env("APP_TOKEN", "vault:secret/data/app#token")
@@ -292,16 +308,12 @@ fn a_pki_certificate_in_its_file_never_expires_and_always_matches_its_key() {
     let bao = OpenBao::start();
     bao.pki_role_web("1h");
     let scratch = Scratch::new();
-    let out = tempfile::tempdir_in("/dev/shm").unwrap();
-    let file = out.path().join("tls.pem");
-    let config = config(
+    let OneTemplate { dir: _dir, file, config } = one_template(
         &scratch,
-        &format!(
-            "[[issue]]\nname = \"tls\"\npath = \"pki/issue/web\"\ndata = {{ common_name = \"web.internal\", ttl = \"10s\" }}\n\
-             [[template]]\ncontents = \"{{{{ issued('tls').certificate }}}}\\n{{{{ issued('tls').private_key }}}}\\n\"\n\
-             destination = \"{}\"\n",
-            file.display()
-        ),
+        "tls.pem",
+        "[[issue]]\nname = \"tls\"\npath = \"pki/issue/web\"\ndata = { common_name = \"web.internal\", ttl = \"10s\" }\n",
+        "{{ issued('tls').certificate }}\\n{{ issued('tls').private_key }}\\n",
+        "",
     );
     let (running, _) = util::start_recorder(bao.vinit().arg("--config").arg(&config), &scratch, "TERM");
     let mut ends: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
@@ -596,15 +608,16 @@ fn an_openbao_outage_never_reaches_the_app_and_vinit_catches_up() {
         "token_max_ttl=1h",
     ]);
     let scratch = Scratch::new();
-    let out = tempfile::tempdir_in("/dev/shm").unwrap();
-    let file = out.path().join("greeting");
-    let config = config(
+    let OneTemplate {
+        dir: _dir,
+        file,
+        config,
+    } = one_template(
         &scratch,
-        &format!(
-            "refresh = \"2s\"\n[[template]]\ncontents = \"{{{{ secret('secret/data/app').greeting }}}}\"\n\
-             destination = \"{}\"\non_change = \"SIGHUP\"\n",
-            file.display()
-        ),
+        "greeting",
+        "refresh = \"2s\"\n",
+        "{{ secret('secret/data/app').greeting }}",
+        "on_change = \"SIGHUP\"\n",
     );
     let (running, record) = util::start_recorder(
         approle_vinit(&bao, &role_id, &secret_id)
