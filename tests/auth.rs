@@ -30,24 +30,10 @@ fn kubernetes_login_with_a_token_review_and_a_rotating_token_file() {
             "user":{"username":"system:serviceaccount:default:app","uid":"1234-uid",
             "groups":["system:serviceaccounts"]}}}"#,
     )]);
-    bao.bao(&["auth", "enable", "-path=k8s", "kubernetes"]);
     // Unused over http, but the config requires a cluster CA.
     let ca_dir = tempfile::tempdir().unwrap();
     let cluster_ca = keys::certificate_authority(ca_dir.path(), "cluster-ca");
-    bao.bao(&[
-        "write",
-        "auth/k8s/config",
-        &format!("kubernetes_host={}", review.addr),
-        &format!("kubernetes_ca_cert=@{}", cluster_ca.0.display()),
-        "disable_local_ca_jwt=true",
-    ]);
-    bao.bao(&[
-        "write",
-        "auth/k8s/role/app",
-        "bound_service_account_names=app",
-        "bound_service_account_namespaces=default",
-        "token_policies=app",
-    ]);
+    bao.kubernetes_auth(&review.addr, &cluster_ca.0);
     let scratch = Scratch::new();
     let (key, _) = keys::signing_key(scratch.dir());
     let service_account_token = keys::jwt(

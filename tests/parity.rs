@@ -209,21 +209,7 @@ fn seed_openbao(bao: &OpenBao, ids: &Identities, review: &FaultServer) {
         "bound_audiences=vinit",
         "token_policies=app",
     ]);
-    bao.bao(&["auth", "enable", "-path=k8s", "kubernetes"]);
-    bao.bao(&[
-        "write",
-        "auth/k8s/config",
-        &format!("kubernetes_host={}", review.addr),
-        &format!("kubernetes_ca_cert=@{}", ids.client_ca.display()),
-        "disable_local_ca_jwt=true",
-    ]);
-    bao.bao(&[
-        "write",
-        "auth/k8s/role/app",
-        "bound_service_account_names=app",
-        "bound_service_account_namespaces=default",
-        "token_policies=app",
-    ]);
+    bao.kubernetes_auth(&review.addr, &ids.client_ca);
     bao.bao(&["auth", "enable", "cert"]);
     bao.bao(&[
         "write",

@@ -286,6 +286,27 @@ impl OpenBao {
         ]);
     }
 
+    /// Kubernetes auth at `auth/k8s` whose TokenReview calls go to
+    /// `review_addr` (CA `cluster_ca`, unused over http but required), with
+    /// a role `app` for service account `default/app` and policy `app`.
+    pub fn kubernetes_auth(&self, review_addr: &str, cluster_ca: &std::path::Path) {
+        self.bao(&["auth", "enable", "-path=k8s", "kubernetes"]);
+        self.bao(&[
+            "write",
+            "auth/k8s/config",
+            &format!("kubernetes_host={review_addr}"),
+            &format!("kubernetes_ca_cert=@{}", cluster_ca.display()),
+            "disable_local_ca_jwt=true",
+        ]);
+        self.bao(&[
+            "write",
+            "auth/k8s/role/app",
+            "bound_service_account_names=app",
+            "bound_service_account_namespaces=default",
+            "token_policies=app",
+        ]);
+    }
+
     /// How many leases exist under `prefix` (e.g. `database/creds/app`).
     pub fn lease_count(&self, prefix: &str) -> usize {
         let mut command = self.command(&["list", "-format=json", &format!("sys/leases/lookup/{prefix}")]);
