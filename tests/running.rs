@@ -54,6 +54,22 @@ fn one_template(scratch: &Scratch, name: &str, head: &str, contents: &str, tail:
     OneTemplate { dir, file, config }
 }
 
+/// `secret/app` holding `greeting`, and an AppRole whose tokens may read it
+/// and live `ttl` up to `max_ttl`; returns (role_id, secret_id).
+fn greeting_behind_approle(bao: &OpenBao, greeting: &str, ttl: &str, max_ttl: &str) -> (String, String) {
+    bao.bao(&["kv", "put", "secret/app", &format!("greeting={greeting}")]);
+    bao.policy("app", &["secret/data/app"]);
+    let ids = bao.approle("app");
+    bao.bao(&[
+        "write",
+        "auth/approle/role/app",
+        "token_policies=app",
+        &format!("token_ttl={ttl}"),
+        &format!("token_max_ttl={max_ttl}"),
+    ]);
+    ids
+}
+
 fn approle_vinit(bao: &OpenBao, role_id: &str, secret_id: &str) -> Vinit {
     Vinit::subreaper()
         .env("VAULT_ADDR", &bao.addr)
@@ -84,16 +100,7 @@ fn approle_token_is_renewed_then_replaced_by_a_login_before_its_max_ttl() {
     let scratch = Scratch::new();
     let audit = scratch.path("audit.log");
     let bao = OpenBao::start_with_audit_log(&audit);
-    bao.bao(&["kv", "put", "secret/app", "greeting=one"]);
-    bao.policy("app", &["secret/data/app"]);
-    let (role_id, secret_id) = bao.approle("app");
-    bao.bao(&[
-        "write",
-        "auth/approle/role/app",
-        "token_policies=app",
-        "token_ttl=5s",
-        "token_max_ttl=15s",
-    ]);
+    let (role_id, secret_id) = greeting_behind_approle(&bao, "one", "5s", "15s");
     let OneTemplate {
         dir: _dir,
         file,
@@ -597,16 +604,7 @@ fn inherited_descriptors_are_closed_after_the_spawn_unless_a_restart_may_need_th
 #[test]
 fn an_openbao_outage_never_reaches_the_app_and_vinit_catches_up() {
     let mut bao = OpenBao::start_raft();
-    bao.bao(&["kv", "put", "secret/app", "greeting=before"]);
-    bao.policy("app", &["secret/data/app"]);
-    let (role_id, secret_id) = bao.approle("app");
-    bao.bao(&[
-        "write",
-        "auth/approle/role/app",
-        "token_policies=app",
-        "token_ttl=6s",
-        "token_max_ttl=1h",
-    ]);
+    let (role_id, secret_id) = greeting_behind_approle(&bao, "before", "6s", "1h");
     let scratch = Scratch::new();
     let OneTemplate {
         dir: _dir,

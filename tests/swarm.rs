@@ -189,17 +189,7 @@ fn bao_run(bao_service: &str, args: &[&str]) -> String {
     let mut answer = String::new();
     wait(&format!("bao {args:?} in {bao_service}"), || {
         let container = containers(bao_service).into_iter().next()?;
-        let mut full = vec![
-            "exec",
-            "--env",
-            "VAULT_ADDR=http://127.0.0.1:8200",
-            "--env",
-            "VAULT_TOKEN=root",
-            &container,
-            "/bin/bao",
-        ];
-        full.extend_from_slice(args);
-        let output = docker_output(&full);
+        let output = util::docker::bao_exec(&container, args);
         answer = String::from_utf8_lossy(&output.stdout).into_owned();
         output.status.success().then_some(())
     });

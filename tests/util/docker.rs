@@ -221,17 +221,7 @@ impl BaoContainer {
     }
 
     fn try_bao(&self, args: &[&str]) -> Result<String, String> {
-        let mut full = vec![
-            "exec",
-            "--env",
-            "VAULT_ADDR=http://127.0.0.1:8200",
-            "--env",
-            "VAULT_TOKEN=root",
-            &self.container.0,
-            "/bin/bao",
-        ];
-        full.extend_from_slice(args);
-        let output = docker_output(&full);
+        let output = bao_exec(&self.container.0, args);
         if output.status.success() {
             Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
         } else {
@@ -260,4 +250,20 @@ pub fn bakery_binary() -> PathBuf {
         assert!(status.success(), "cargo build -p vinit-bakery failed");
     });
     path
+}
+
+/// `docker exec CONTAINER bao ARGS...` as root against the OpenBao dev
+/// server inside that container.
+pub fn bao_exec(container: &str, args: &[&str]) -> std::process::Output {
+    let mut full = vec![
+        "exec",
+        "--env",
+        "VAULT_ADDR=http://127.0.0.1:8200",
+        "--env",
+        "VAULT_TOKEN=root",
+        container,
+        "/bin/bao",
+    ];
+    full.extend_from_slice(args);
+    docker_output(&full)
 }
