@@ -31,7 +31,7 @@
 //! - [`redact`]: `--redact`'s pure streaming matcher; [`pump`]: the app's
 //!   stdout and stderr through it (pipes, copying);
 //! - [`reaper`]: the one owner of `waitpid`; leftover processes;
-//! - [`sys`]: the only module with `unsafe` (fork/exec, masks, waitpid, kill,
+//! - [`sys`]: the only module with `unsafe` (clone/exec, masks, waitpid, kill,
 //!   hardening, the child's privilege changes);
 //! - [`error`]: failures and the exit-code table.
 
@@ -111,6 +111,57 @@ pub fn run(argv: Vec<OsString>, inherited: InheritedSignals) -> i32 {
 }
 
 fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> Result<i32, Error> {
+    if plan.secrets.needs_vault() || plan.redact {
+        run_with_event_loop(plan, inherited, descriptors)
+    } else {
+        run_plain(plan, inherited, descriptors)
+    }
+}
+
+/// No Vault and no `--redact`: nothing to wait for but signals and
+/// children, so no event loop. Building tokio's runtime would cost a plain
+/// start 0.15-0.2 ms and every forwarded signal an epoll round
+/// (bench/results/FINDINGS.md); vinit waits in `sigtimedwait`, as tini does.
+fn run_plain(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> Result<i32, Error> {
+    if std::process::id() != 1 {
+        become_subreaper();
+    }
+    let program = spawn::resolve_command(&plan.command, &plan.child_env)?;
+    if plan.check.is_some() {
+        describe_plan(&plan);
+        return Ok(0);
+    }
+    let env = plan.secrets.prepare_without_vault(&plan.child_env)?;
+    let command = PreparedCommand::new(program, &plan.command, &env)?;
+    secret::scrub_env(env);
+    match plan.mode {
+        Mode::Exec => {
+            let pending = signals::take_pending().map_err(|err| Error::system("cannot read signals", err))?;
+            handle_startup_signals(pending)?;
+            tracing::debug!("exec {}", spawn::display_command(&plan.command));
+            Err(command.exec(&inherited, &plan.privileges))
+        }
+        Mode::Supervise => {
+            let app = command.spawn(inherited, &plan.privileges, None)?;
+            tracing::debug!("started {} as pid {app}", spawn::display_command(&plan.command));
+            drop(command);
+            settle_after_spawn(&plan, descriptors, false);
+            let forwarding = Forwarding {
+                to_group: plan.signal_group,
+                rewrites: plan.rewrites,
+            };
+            Ok(supervise::supervise_plain(app, &forwarding, plan.grace))
+        }
+    }
+}
+
+/// Vault or `--redact`: start-up and supervision on one current-thread
+/// tokio loop (parallel reads, running life, the output pump).
+fn run_with_event_loop(
+    plan: Plan,
+    inherited: InheritedSignals,
+    descriptors: Inherited,
+) -> Result<i32, Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
@@ -165,20 +216,9 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
                 prepared.files.keep();
                 tracing::debug!("started {} as pid {app}", spawn::display_command(&plan.command));
                 drop(command);
-                // Hold nothing the app could trip over (an unmountable cwd,
-                // a pipe it closes), unless a restart needs them again.
-                if let Err(err) = std::env::set_current_dir("/") {
-                    tracing::debug!("cannot change directory to /: {err}");
-                }
                 let may_restart =
                     plan.secrets.may_restart() || plan.life.env_on_change == EnvOnChange::Restart;
-                if !may_restart {
-                    descriptors.close();
-                }
-                if !plan.privileges.is_noop() {
-                    let respawns = may_restart.then_some(&plan.privileges);
-                    keep_only_running_life_caps(plan.secrets.renders_files(), respawns);
-                }
+                settle_after_spawn(&plan, descriptors, may_restart);
                 let Plan {
                     command: argv,
                     signal_group,
@@ -229,14 +269,34 @@ fn run_plan(plan: Plan, inherited: InheritedSignals, descriptors: Inherited) -> 
 /// resolved; print what would be read. `--online` also logs in and reads
 /// (issues are listed, not performed; nothing is written).
 async fn check_mode(signals: &mut SignalSource, plan: &Plan, check: Check) -> Result<i32, Error> {
-    for line in plan.secrets.describe() {
-        println!("{line}");
-    }
+    describe_plan(plan);
     if check == Check::Online && plan.secrets.needs_vault() {
         during_startup(signals, plan.secrets.prepare(&plan.child_env, plan.timeout, true)).await?;
         println!("online: logged in and read every secret");
     }
     Ok(0)
+}
+
+fn describe_plan(plan: &Plan) {
+    for line in plan.secrets.describe() {
+        println!("{line}");
+    }
+}
+
+/// Once the app runs: vinit holds nothing the app could trip over (an
+/// unmountable cwd, a pipe it closes), unless a restart needs it again, and
+/// keeps only the capabilities its running life needs.
+fn settle_after_spawn(plan: &Plan, descriptors: Inherited, may_restart: bool) {
+    if let Err(err) = std::env::set_current_dir("/") {
+        tracing::debug!("cannot change directory to /: {err}");
+    }
+    if !may_restart {
+        descriptors.close();
+    }
+    if !plan.privileges.is_noop() {
+        let respawns = may_restart.then_some(&plan.privileges);
+        keep_only_running_life_caps(plan.secrets.renders_files(), respawns);
+    }
 }
 
 /// Runs start-up `work` while watching signals: a stop signal (TERM, INT,

@@ -5,8 +5,8 @@
 //! has no NSS) and the capabilities vinit holds.
 //!
 //! The result, [`ChildPrivileges`], is plain numbers computed before the
-//! fork; [`apply`] turns it into the ordered calls the child makes between
-//! fork and exec (drop the bounding set, setgroups, setresgid, setresuid,
+//! clone; [`apply`] turns it into the ordered calls the child makes between
+//! clone and exec (drop the bounding set, setgroups, setresgid, setresuid,
 //! capset, ambient set, no_new_privs) through the [`PrivilegeCalls`] trait,
 //! which `sys` implements with raw system calls and the tests with a
 //! recorder. Nothing here allocates on the path [`apply`] runs.
@@ -280,7 +280,7 @@ impl Request {
     }
 }
 
-/// What vinit holds, read before the fork (capget and its own ids).
+/// What vinit holds, read before the clone (capget and its own ids).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Holder {
     pub uid: u32,
@@ -290,7 +290,7 @@ pub struct Holder {
 }
 
 /// The child's privilege changes, as numbers: what [`apply`] does between
-/// fork and exec. Built by [`ChildPrivileges::decide`].
+/// clone and exec. Built by [`ChildPrivileges::decide`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChildPrivileges {
     /// Drop from the bounding set every capability not in `keep`.
@@ -396,7 +396,7 @@ impl Step {
 }
 
 /// The system calls [`apply`] makes; each returns the errno on failure.
-/// `sys` implements it with raw syscalls safe between fork and exec.
+/// `sys` implements it with raw syscalls safe between clone and exec.
 pub trait PrivilegeCalls {
     /// Drops `cap` from the bounding set if it is there; capabilities past
     /// the kernel's last one end the loop (`Ok(false)`).

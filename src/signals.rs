@@ -6,10 +6,13 @@
 //! unblocked signal with the default action would be dropped) and
 //! [`SignalSource`] reads them from a signalfd that tokio watches. No handler
 //! is ever installed, so the child inherits vinit's original dispositions.
+//! Without an event loop (no Vault, no `--redact`), [`wait`] takes them from
+//! the pending set directly, as tini does.
 //! This module decides nothing about what a signal means; `supervise` does.
 
 use std::collections::HashMap;
 use std::io;
+use std::time::{Duration, Instant};
 
 use nix::sys::signal::SigSet;
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -180,6 +183,21 @@ impl SignalSource {
     pub fn pending(&mut self) -> io::Result<Vec<SignalNumber>> {
         drain(self.fd.get_mut())
     }
+}
+
+/// Without an event loop: waits for the next signal until `deadline`
+/// (`None`: without limit); `None` when the deadline passed first.
+pub fn wait(deadline: Option<Instant>) -> io::Result<Option<SignalNumber>> {
+    sys::wait_for_signal(deadline.map(|d| d.saturating_duration_since(Instant::now())))
+}
+
+/// Without an event loop: takes every signal pending right now.
+pub fn take_pending() -> io::Result<Vec<SignalNumber>> {
+    let mut taken = Vec::new();
+    while let Some(signal) = sys::wait_for_signal(Some(Duration::ZERO))? {
+        taken.push(signal);
+    }
+    Ok(taken)
 }
 
 fn drain(fd: &mut SignalFd) -> io::Result<Vec<SignalNumber>> {

@@ -1,10 +1,10 @@
 //! Builds the child: resolves COMMAND on the child's `PATH` (127 when it is
 //! nowhere, 126 when it is found but cannot run), prepares argv and envp
-//! before the fork, and starts it, in supervise mode as a child in its own
+//! before the clone, and starts it, in supervise mode as a child in its own
 //! process group, or in exec mode in vinit's place.
 //!
-//! Everything here is computed before the fork (the privilege changes come
-//! decided from `privileges`); the fork and the child's few system calls
+//! Everything here is computed before the clone (the privilege changes come
+//! decided from `privileges`); the clone and the child's few system calls
 //! live in `sys`.
 
 use std::ffi::{CString, OsStr, OsString};

@@ -23,6 +23,11 @@
 //! Nothing else may end vinit ("after the spawn, never bail"): errors are
 //! logged and the loop goes on. With no event due, the loop sleeps in
 //! `epoll_wait` and does not wake.
+//!
+//! An app without secrets and without `--redact` has none of this: for it
+//! [`supervise_plain`] blocks in `sigtimedwait` (no event loop at all, as
+//! tini), forwarding and reaping the same way, and ends leftovers with the
+//! same [`end_leftovers`].
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -211,7 +216,7 @@ async fn sleep_until(when: Option<Instant>) {
 }
 
 /// SIGTERM to what the app left behind, at most `grace` to end, then SIGKILL.
-async fn end_leftovers(signals: &mut SignalSource, reaper: &mut Reaper, app: libc::pid_t, grace: Duration) {
+async fn end_leftovers(waiter: &mut impl ChildWait, reaper: &mut Reaper, app: libc::pid_t, grace: Duration) {
     let leftovers = Leftovers { group: app };
     if reaper.reap() == Children::None {
         // No child means no descendant at all; only the app's group can hold
@@ -220,7 +225,7 @@ async fn end_leftovers(signals: &mut SignalSource, reaper: &mut Reaper, app: lib
         return;
     }
     leftovers.signal(libc::SIGTERM);
-    if wait_for_no_children(signals, reaper, grace).await {
+    if waiter.no_children_within(reaper, grace).await {
         tracing::debug!(
             "all children ended; {} orphans reaped in all",
             reaper.orphans_reaped()
@@ -232,27 +237,107 @@ async fn end_leftovers(signals: &mut SignalSource, reaper: &mut Reaper, app: lib
         humanize(grace)
     );
     leftovers.signal(libc::SIGKILL);
-    if !wait_for_no_children(signals, reaper, Duration::from_secs(1)).await {
+    if !waiter.no_children_within(reaper, Duration::from_secs(1)).await {
         tracing::warn!("some processes survived SIGKILL (uninterruptible sleep?); exiting anyway");
     }
 }
 
-/// Reaps until vinit has no child left (true) or `limit` passes (false).
-/// Signals other than SIGCHLD are no longer forwarded: the app is gone.
-async fn wait_for_no_children(signals: &mut SignalSource, reaper: &mut Reaper, limit: Duration) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if reaper.reap() == Children::None {
-            return true;
-        }
-        tokio::select! {
-            received = signals.recv() => {
-                match received {
-                    Ok(libc::SIGCHLD) | Err(_) => {}
-                    Ok(signal) => tracing::debug!("ignored {} while ending leftovers", signals::name(signal)),
-                }
+/// How [`end_leftovers`] waits for the children to end: on the event loop
+/// (the signalfd, among running life's work) or by blocking the thread (the
+/// plain supervisor). Signals other than SIGCHLD are no longer forwarded:
+/// the app is gone.
+trait ChildWait {
+    /// Reaps until vinit has no child left (true) or `limit` passes (false).
+    async fn no_children_within(&mut self, reaper: &mut Reaper, limit: Duration) -> bool;
+}
+
+impl ChildWait for SignalSource {
+    async fn no_children_within(&mut self, reaper: &mut Reaper, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        loop {
+            if reaper.reap() == Children::None {
+                return true;
             }
-            () = tokio::time::sleep_until(deadline) => return reaper.reap() == Children::None,
+            tokio::select! {
+                received = self.recv() => if let Ok(signal) = received {
+                    ignore_after_exit(signal);
+                },
+                () = tokio::time::sleep_until(deadline) => return reaper.reap() == Children::None,
+            }
+        }
+    }
+}
+
+/// The plain supervisor's: `sigtimedwait` until the deadline.
+struct Blocking;
+
+impl ChildWait for Blocking {
+    async fn no_children_within(&mut self, reaper: &mut Reaper, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if reaper.reap() == Children::None {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            match signals::wait(Some(deadline)) {
+                Ok(Some(signal)) => ignore_after_exit(signal),
+                Ok(None) => {}
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+}
+
+fn ignore_after_exit(signal: SignalNumber) {
+    if signal != libc::SIGCHLD {
+        tracing::debug!("ignored {} while ending leftovers", signals::name(signal));
+    }
+}
+
+/// [`supervise`] for an app without running life or `--redact`: nothing can
+/// happen but signals and ended children, so there is no event loop. vinit
+/// blocks in `sigtimedwait` as tini does, one system call between a signal
+/// and its forwarding (bench/results/FINDINGS.md, section 2).
+pub fn supervise_plain(app: libc::pid_t, forwarding: &Forwarding, grace: Duration) -> i32 {
+    let mut reaper = Reaper::new(app);
+    let code = loop {
+        match signals::wait(None) {
+            // If the app already ended, its SIGCHLD is pending and arrives here.
+            Ok(Some(libc::SIGCHLD)) => {
+                reaper.reap();
+            }
+            Ok(Some(signal)) => forwarding.forward(app, signal),
+            Ok(None) => {}
+            Err(err) => {
+                tracing::warn!("reading signals failed: {err}; retrying");
+                reaper.reap();
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+        if let Some(code) = reaper.main_exit() {
+            break code;
+        }
+    };
+    run_ready(end_leftovers(&mut Blocking, &mut reaper, app, grace));
+    code
+}
+
+/// Runs a future whose every `.await` is ready at once (the plain
+/// supervisor's clean-up: [`Blocking`] blocks the thread instead of
+/// returning `Pending`), without an executor.
+fn run_ready<F: std::future::Future>(future: F) -> F::Output {
+    struct NeverWoken;
+    impl std::task::Wake for NeverWoken {
+        fn wake(self: std::sync::Arc<Self>) {}
+    }
+    let waker = std::task::Waker::from(std::sync::Arc::new(NeverWoken));
+    let mut context = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut context) {
+            return output;
         }
     }
 }

@@ -4,17 +4,19 @@
 //! It owns: reading `argv` from the C entry point, capturing the signal mask
 //! vinit was started with, vinit's own hardening (not dumpable, core limit 0,
 //! credential values blanked in its environment block, capabilities dropped
-//! after start-up), the fork → exec of the child (the code between fork and
+//! after start-up), the clone → exec of the child (the code between clone and
 //! exec lives here and nowhere else, the child's privilege changes
 //! included), `waitpid(-1)` with the raw status, and `kill` for any signal
 //! number (realtime ones included).
 //!
 //! Capabilities are set with raw capget/capset/prctl, not the `caps` crate:
 //! its setters build `HashSet`s and some read /proc, which the child may not
-//! do between fork and exec, and the few calls here cost less than the crate.
+//! do between clone and exec, and the few calls here cost less than the crate.
 //!
-//! Rules for the code that runs in the child between `fork` and `execve`:
-//! it calls only async-signal-safe functions and allocates nothing; every
+//! Rules for the code that runs in the child between `clone` and `execve`
+//! (it shares vinit's memory, see [`spawn`]): it calls only
+//! async-signal-safe functions, allocates nothing and writes nothing of
+//! vinit's but its report; every
 //! byte it needs (path, argv, envp) is prepared by the parent beforehand in
 //! an [`ExecImage`].
 #![allow(unsafe_code)]
@@ -59,6 +61,34 @@ pub fn block_all_signals() -> io::Result<InheritedSignals> {
             mask: old.assume_init(),
             core_limit: None,
         })
+    }
+}
+
+/// Waits at most `timeout` (`None`: without limit) for one of the blocked
+/// signals and takes it from the pending set: `Ok(None)` when the time
+/// passed first. One system call between a signal and its return, as in
+/// tini; the plain supervisor's way to read signals (no signalfd, no
+/// event loop).
+pub fn wait_for_signal(timeout: Option<std::time::Duration>) -> io::Result<Option<c_int>> {
+    let timeout = timeout.map(|t| libc::timespec {
+        tv_sec: i64::try_from(t.as_secs()).unwrap_or(i64::MAX),
+        tv_nsec: t.subsec_nanos().into(),
+    });
+    let timeout_ptr = timeout.as_ref().map_or(ptr::null(), ptr::from_ref);
+    let mut all = MaybeUninit::<libc::sigset_t>::uninit();
+    // SAFETY: sigfillset initialises `all`; sigtimedwait reads it and the
+    // optional timespec we own, and writes no siginfo (null).
+    let signal = unsafe {
+        libc::sigfillset(all.as_mut_ptr());
+        libc::sigtimedwait(all.as_ptr(), ptr::null_mut(), timeout_ptr)
+    };
+    if signal > 0 {
+        return Ok(Some(signal));
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EAGAIN | libc::EINTR) => Ok(None),
+        _ => Err(err),
     }
 }
 
@@ -246,7 +276,7 @@ fn check(rc: libc::c_long) -> Result<(), c_int> {
 
 /// The privilege calls as raw system calls: async-signal-safe, allocating
 /// nothing, acting on the calling thread only (musl's setuid wrappers would
-/// signal every thread; between fork and exec there is only one).
+/// signal every thread of vinit, whose memory the child shares).
 struct RawPrivilegeCalls;
 
 impl PrivilegeCalls for RawPrivilegeCalls {
@@ -346,7 +376,7 @@ pub unsafe fn args_from_c_main(argc: c_int, argv: *const *const c_char) -> Vec<O
     args
 }
 
-/// Everything `execve` needs, built before the fork so that the child
+/// Everything `execve` needs, built before the clone so that the child
 /// allocates nothing.
 pub struct ExecImage {
     path: CString,
@@ -392,14 +422,14 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
-/// How the child is set up between fork and exec.
+/// How the child is set up between clone and exec.
 #[derive(Clone, Copy)]
 pub struct ChildSetup<'a> {
     /// Make the child's new process group the terminal's foreground group (stdin is vinit's
     /// controlling terminal and vinit is in its foreground).
     pub take_terminal: bool,
     pub signals: InheritedSignals,
-    /// Who the child runs as and what it may keep, decided before the fork.
+    /// Who the child runs as and what it may keep, decided before the clone.
     pub privileges: &'a ChildPrivileges,
     /// `--redact`: descriptors that become the child's stdout and stderr
     /// (the write ends of vinit's pipes, see [`output_pipe`]).
@@ -409,7 +439,7 @@ pub struct ChildSetup<'a> {
 /// Why a spawn failed.
 #[derive(Debug)]
 pub enum SpawnFailure {
-    /// No child was created (fork or pipe failed).
+    /// No child was created (clone failed).
     Fork(io::Error),
     /// The child was created but a privilege change failed at `Step`; the
     /// child has already exited and been waited for.
@@ -430,59 +460,103 @@ impl SpawnFailure {
     }
 }
 
-/// Forks and executes `image` in the child. Returns the child's pid once
-/// `execve` has succeeded (a close-on-exec pipe tells the parent), or the
-/// `execve` error.
+/// Bytes of stack for the child between `clone` and `execve`. It runs a
+/// handful of system calls (musl's `posix_spawn` gives its child 5 KiB).
+const CHILD_STACK: usize = 32 * 1024;
+
+/// What the child leaves for the parent when it cannot `execve`: the
+/// failed step (0 = the exec itself) and its errno. The child shares
+/// vinit's memory (`CLONE_VM`) and writes it before `_exit`.
+#[derive(Default)]
+struct ChildReport {
+    failed: bool,
+    step: i32,
+    errno: i32,
+}
+
+/// The one argument of [`child_main`].
+struct ChildStart<'a> {
+    image: &'a ExecImage,
+    setup: &'a ChildSetup<'a>,
+    report: *mut ChildReport,
+}
+
+/// The child's stack: on vinit's own stack, which is idle meanwhile.
+#[repr(C, align(16))]
+struct ChildStack([MaybeUninit<u8>; CHILD_STACK]);
+
+/// Starts `image` in a new process and returns its pid once `execve` has
+/// succeeded, or why the child could not get there.
+///
+/// The child is made with `clone(CLONE_VM | CLONE_VFORK)`, as musl's and
+/// glibc's `posix_spawn` do: it shares vinit's memory instead of copying its
+/// page tables, and vinit is suspended until the child has called `execve`
+/// (or exited). No page is copied on write, no pipe reports the outcome
+/// (bench/results/FINDINGS.md: a plain start about 0.1 ms faster than fork).
 pub fn spawn(image: &ExecImage, setup: &ChildSetup) -> Result<libc::pid_t, SpawnFailure> {
-    let mut fds = [0 as c_int; 2];
-    // SAFETY: pipe2 writes two descriptors into the array we own.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+    let mut report = ChildReport::default();
+    let start = ChildStart {
+        image,
+        setup,
+        report: &mut report,
+    };
+    let mut stack = ChildStack([MaybeUninit::uninit(); CHILD_STACK]);
+    let stack_top = stack.0.as_mut_ptr_range().end;
+    // SAFETY: `child_main` runs on `stack` (16-byte aligned top, 32 KiB,
+    // unused by vinit until `clone` returns, since CLONE_VFORK suspends this
+    // thread until the child has exec'ed or exited) and only makes
+    // async-signal-safe calls on memory prepared before the call; `start`
+    // and `report` outlive the child's use of them for the same reason.
+    let pid = unsafe {
+        libc::clone(
+            child_main,
+            stack_top.cast(),
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+            ptr::from_ref(&start).cast_mut().cast(),
+        )
+    };
+    if pid < 0 {
         return Err(SpawnFailure::Fork(io::Error::last_os_error()));
     }
-    let [read_end, write_end] = fds;
-
-    // SAFETY: fork is safe to call; in the child we only run
-    // `exec_in_child`, which is async-signal-safe and never returns.
-    let pid = unsafe { libc::fork() };
-    if pid < 0 {
-        let err = io::Error::last_os_error();
-        close(read_end);
-        close(write_end);
-        return Err(SpawnFailure::Fork(err));
-    }
-    if pid == 0 {
-        // SAFETY: we are the freshly forked child; the image and setup were
-        // fully built before the fork.
-        unsafe { exec_in_child(image, setup, write_end) }
-    }
-
-    close(write_end);
-    let mut report = [0u8; 8];
-    let got = read_full(read_end, &mut report);
-    close(read_end);
-    if got == report.len() {
-        // The exec failed; the child has _exit'ed. Collect it right away so
-        // that the supervisor never sees a pid it does not know.
+    // SAFETY: the child is done with `report` (it has exec'ed or exited);
+    // a volatile read because the compiler cannot see the child's writes.
+    let report = unsafe { ptr::read_volatile(&report) };
+    if report.failed {
+        // The child has _exit'ed. Collect it right away so that the
+        // supervisor never sees a pid it does not know.
         let mut status = 0;
         // SAFETY: waiting for our own child, status is a valid out pointer.
         unsafe { libc::waitpid(pid, &mut status, 0) };
-        let [s0, s1, s2, s3, e0, e1, e2, e3] = report;
-        let step = i32::from_ne_bytes([s0, s1, s2, s3]);
-        let errno = i32::from_ne_bytes([e0, e1, e2, e3]);
-        return Err(SpawnFailure::from_child(step, errno));
+        return Err(SpawnFailure::from_child(report.step, report.errno));
     }
     Ok(pid)
 }
 
-/// The child's side of [`spawn`]. Only async-signal-safe calls.
+/// The child's entry point, on its own stack, in vinit's memory.
 ///
 /// # Safety
-/// Must only be called in a freshly forked child.
-// SAFETY: the contract is the caller's (see `# Safety`); only `spawn`
-// calls it, in the child, right after fork.
-unsafe fn exec_in_child(image: &ExecImage, setup: &ChildSetup, error_fd: c_int) -> ! {
+/// Only [`spawn`]'s `clone` calls it, with a pointer to a live `ChildStart`.
+// SAFETY: the contract is the caller's (see `# Safety`).
+extern "C" fn child_main(start: *mut libc::c_void) -> c_int {
+    // SAFETY: `spawn` passes a pointer to its `ChildStart`, alive until the
+    // child has exec'ed or exited.
+    let start = unsafe { &*start.cast::<ChildStart>() };
+    // SAFETY: we are the freshly cloned child; the image and setup were
+    // fully built before the clone.
+    unsafe { exec_in_child(start.image, start.setup, start.report) }
+}
+
+/// The child's side of [`spawn`]. Only async-signal-safe calls, and no
+/// write to vinit's memory but `report` (and this thread's errno).
+///
+/// # Safety
+/// Must only be called in a child made by [`spawn`].
+// SAFETY: the contract is the caller's (see `# Safety`); only `child_main`
+// calls it, in the child, right after clone.
+unsafe fn exec_in_child(image: &ExecImage, setup: &ChildSetup, report: *mut ChildReport) -> ! {
     // SAFETY: all calls below are async-signal-safe and use memory prepared
-    // before the fork; none allocates.
+    // before the clone; none allocates. `report` points to the parent's
+    // `ChildReport`, which nothing else touches until the child is gone.
     unsafe {
         // The child leads a process group of its own, so that signals for
         // "the app and its helpers" (--pgroup, clean-up) reach exactly them.
@@ -507,10 +581,14 @@ unsafe fn exec_in_child(image: &ExecImage, setup: &ChildSetup, error_fd: c_int) 
                 (0, *libc::__errno_location())
             }
         };
-        let [s0, s1, s2, s3] = step.to_ne_bytes();
-        let [e0, e1, e2, e3] = errno.to_ne_bytes();
-        let report = [s0, s1, s2, s3, e0, e1, e2, e3];
-        libc::write(error_fd, report.as_ptr().cast(), report.len());
+        ptr::write_volatile(
+            report,
+            ChildReport {
+                failed: true,
+                step,
+                errno,
+            },
+        );
         libc::_exit(127)
     }
 }
@@ -519,13 +597,13 @@ unsafe fn exec_in_child(image: &ExecImage, setup: &ChildSetup, error_fd: c_int) 
 /// and 2. False, with errno set, when that fails. Async-signal-safe.
 ///
 /// # Safety
-/// Must only be called in a freshly forked child.
+/// Must only be called in a child made by [`spawn`].
 // SAFETY: the contract is the caller's (see `# Safety`).
 unsafe fn redirect_output(output: Option<[c_int; 2]>) -> bool {
     let Some([stdout, stderr]) = output else {
         return true;
     };
-    // SAFETY: dup2 on descriptors the parent opened before the fork; the
+    // SAFETY: dup2 on descriptors the parent opened before the clone; the
     // pipe ends are above 2 (see `output_pipe`), so dup2 always makes a new
     // descriptor, without close-on-exec.
     unsafe { libc::dup2(stdout, libc::STDOUT_FILENO) >= 0 && libc::dup2(stderr, libc::STDERR_FILENO) >= 0 }
@@ -605,25 +683,6 @@ pub fn exec_in_place(image: &ExecImage, setup: &ChildSetup) -> SpawnFailure {
         libc::pthread_sigmask(libc::SIG_SETMASK, all.as_ptr(), ptr::null_mut());
     }
     SpawnFailure::Exec(err)
-}
-
-fn close(fd: c_int) {
-    // SAFETY: closing a descriptor this module created and still owns.
-    unsafe { libc::close(fd) };
-}
-
-fn read_full(fd: c_int, buf: &mut [u8]) -> usize {
-    let mut got = 0;
-    while got < buf.len() {
-        // SAFETY: reading into the unfilled tail of a buffer we own.
-        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
-        if n > 0 {
-            got += n as usize;
-        } else if n == 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            break;
-        }
-    }
-    got
 }
 
 /// One result of a non-blocking `waitpid(-1)`.

@@ -96,7 +96,7 @@ impl SecretsPlan {
     ) -> Result<Prepared, Error> {
         let Some((settings, auth)) = &self.vault else {
             return Ok(Prepared {
-                env: self.render_env(child_env, &Fetched::default())?,
+                env: self.prepare_without_vault(child_env)?,
                 files: Written::default(),
                 vaulted: None,
             });
@@ -132,6 +132,14 @@ impl SecretsPlan {
                 vault,
             }),
         })
+    }
+
+    /// The child's environment when nothing needs Vault (no event loop).
+    pub fn prepare_without_vault(
+        &self,
+        child_env: &[(OsString, OsString)],
+    ) -> Result<Vec<(OsString, OsString)>, Error> {
+        self.render_env(child_env, &Fetched::default())
     }
 
     /// Every distinct read and every issue, all at once.
