@@ -18,7 +18,7 @@ def add_with_baseline(results, section, case, baseline, samples, unit):
     gives the time the init adds over the baseline and that as a ratio to the peer's."""
     base = results.add(section, case, baseline, samples[baseline], unit)["median"]
     peer_added = median(samples[PLAIN_PEER]) - base
-    for tool in INITS:
+    for tool in [name for name in samples if name != baseline]:
         added = median(samples[tool]) - base
         results.add(section, case, tool, samples[tool], unit, peer=PLAIN_PEER,
                     detail=f"adds {added:.3f} {unit}, {added / peer_added:.2f}x what {PLAIN_PEER} adds")
