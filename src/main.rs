@@ -1,6 +1,6 @@
 //! The `vinit` binary: captures the inherited signal state and hardens the
 //! process (not dumpable, core limit 0) before anything else runs, then
-//! hands over to [`vinit::run`].
+//! hands over to [`vinit::run`]. It also names the global allocator.
 //!
 //! There is no Rust runtime entry point (`#![no_main]`): std's would set
 //! SIGPIPE to "ignored" before `main`, and since `execve` keeps ignored
@@ -9,6 +9,13 @@
 #![no_main]
 
 use std::ffi::{c_char, c_int};
+
+/// rlsf's TLSF allocator instead of musl's mallocng, which maps and unmaps
+/// pages as allocations come and go: that was more than half of vinit's own
+/// share of a start with secrets (Cargo.toml, README "Decisions"). The child
+/// between clone and exec allocates nothing, so sharing it is safe.
+#[global_allocator]
+static ALLOCATOR: rlsf::SmallGlobalTlsf = rlsf::SmallGlobalTlsf::new();
 
 /// The C entry point.
 ///
