@@ -6,7 +6,7 @@
 //! `{{ secret("secret/data/app", version=2).db_password }}`,
 //! `{{ issued("tls").certificate }}`. A template is rendered twice: first
 //! with placeholders, only to learn which reads it needs (so that every read
-//! is fetched at once, in parallel, before anything is rendered), then with
+//! is fetched in one batch, before anything is rendered), then with
 //! the values. A missing key is an error, never an empty string.
 
 use std::collections::{BTreeSet, HashMap};

@@ -1,7 +1,8 @@
 //! Start-up: log in, fetch every distinct read and issue in parallel (one
-//! request per path and version), render the environment and the files,
-//! write the files. Fail closed: any failure ends start-up with its exit
-//! code, and no file is left behind.
+//! request per path and version; over https the client lets two at a time
+//! through, see [`crate::vault::TLS_STARTUP_CONNECTIONS`]), render the
+//! environment and the files, write the files. Fail closed: any failure
+//! ends start-up with its exit code, and no file is left behind.
 //!
 //! What it fetched, with each answer's lease, is handed to running life
 //! ([`crate::running`]) as a [`Vaulted`] state; the start-up HTTP client is
@@ -142,7 +143,8 @@ impl SecretsPlan {
         self.render_env(child_env, &Fetched::default())
     }
 
-    /// Every distinct read and every issue, all at once.
+    /// Every distinct read and every issue, all at once (over https the
+    /// client sends two at a time).
     async fn fetch(
         &self,
         vault: &Vault,

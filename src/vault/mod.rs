@@ -16,8 +16,10 @@ pub mod tls;
 
 use std::future::Future;
 use std::net::ToSocketAddrs;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
 use zeroize::Zeroize;
 
@@ -165,18 +167,74 @@ pub struct Answer {
     pub kv2: bool,
 }
 
-/// A Vault client bound to one server.
+/// A Vault client bound to one server. Clones share its connections, its
+/// start-up request limit and its hold-off.
 #[derive(Clone)]
 pub struct Vault {
     http: reqwest::Client,
     base: reqwest::Url,
     namespace: Option<String>,
+    /// Over https at start-up: the clients requests take turns on, one
+    /// connection each. `None`: every request uses `http`, no limit.
+    lanes: Option<Arc<Lanes>>,
+}
+
+/// The start-up clients over https: [`TLS_STARTUP_CONNECTIONS`] of them,
+/// each lent to one request at a time, so that a start opens at most one
+/// connection per client. A request limit on one client would not be
+/// enough: hyper's pool has a request that finds no idle connection start
+/// a new one, and keep it when another connection frees up first.
+struct Lanes {
+    free: Mutex<Vec<reqwest::Client>>,
+    turns: Semaphore,
+}
+
+impl Lanes {
+    fn new(free: Vec<reqwest::Client>) -> Lanes {
+        Lanes {
+            turns: Semaphore::new(free.len()),
+            free: Mutex::new(free),
+        }
+    }
+
+    /// Waits for a free client. `None` only if the clients ran out, which
+    /// the semaphore rules out; the caller then uses its own client.
+    async fn lend(&self) -> Option<Lent<'_>> {
+        let turn = self.turns.acquire().await.ok()?;
+        let client = self.free.lock().unwrap_or_else(PoisonError::into_inner).pop()?;
+        Some(Lent {
+            lanes: self,
+            client: Some(client),
+            _turn: turn,
+        })
+    }
+}
+
+/// A client lent to one request. It goes back when dropped, the request
+/// done or abandoned (a deadline), before the turn is released.
+struct Lent<'a> {
+    lanes: &'a Lanes,
+    client: Option<reqwest::Client>,
+    _turn: SemaphorePermit<'a>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(client) = self.client.take() {
+            self.lanes
+                .free
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(client);
+        }
+    }
 }
 
 /// How a client keeps its connections.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Pooling {
-    /// Start-up: reuse connections between the login and the reads.
+    /// Start-up: reuse connections between the login and the reads (over
+    /// https, one per lane).
     KeepIdle,
     /// Running life: a connection lives for one request; none stays open
     /// between renewals (and each request gives up after 30 s).
@@ -185,6 +243,19 @@ enum Pooling {
 
 /// How long a running-life request may take before it counts as failed.
 pub const RUNNING_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Start-up requests in flight at once over https, each on a client (and
+/// connection) of its own: the login's kept-alive connection plus one
+/// more. The trade (bench/results/FINDINGS.md, 4): a read beyond the
+/// second waits for one of the two connections, one round trip per extra
+/// read on a real network (nothing on loopback), where a connection of its
+/// own would cost a TCP and a TLS handshake (two round trips) and the
+/// handshake's CPU on both sides; for a fleet against one Vault the
+/// server's CPU is the scarce part (login + 5 reads: 5 handshakes per
+/// start without the limit, 2 with it). Plain http (a sidecar on
+/// loopback) has no handshake to save and keeps every read in parallel;
+/// running life, one request now and then, keeps no connection at all.
+pub const TLS_STARTUP_CONNECTIONS: usize = 2;
 
 impl Vault {
     /// The start-up client (warns when TLS verification is off).
@@ -205,16 +276,9 @@ impl Vault {
         // error only means one is installed already).
         let _ = rustls::crypto::ring::default_provider().install_default();
         let mut base = settings.address.clone();
-        let mut builder = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .no_proxy()
-            .http1_only()
-            .user_agent(concat!("vinit/", env!("CARGO_PKG_VERSION")));
-        if pooling == Pooling::NoIdle {
-            builder = builder.pool_max_idle_per_host(0).timeout(RUNNING_REQUEST_TIMEOUT);
-        }
-        if base.scheme() == "https" {
-            builder = builder.tls_backend_preconfigured(tls::client_config(&settings.tls)?);
+        let https = base.scheme() == "https";
+        let mut resolve = None;
+        let tls_config = if https {
             if let Some(name) = &settings.tls_server_name {
                 // Talk to the address's host, but name (SNI) and verify the
                 // server as `name`, as Vault's own client does.
@@ -232,21 +296,55 @@ impl Vault {
                 base.set_host(Some(name)).map_err(|_| {
                     Error::config(format!("VAULT_TLS_SERVER_NAME: \"{name}\" is not a host name"))
                 })?;
+                resolve = Some((name.as_str(), target));
+            }
+            tls::client_config(&settings.tls)?
+        } else {
+            tls::unused_config()?
+        };
+        let lanes = https && pooling == Pooling::KeepIdle;
+        // Clones of one TLS configuration share its session cache: a
+        // second lane's connection resumes the login's session.
+        let client = || {
+            let mut builder = reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(5))
+                .no_proxy()
+                .http1_only()
+                .user_agent(concat!("vinit/", env!("CARGO_PKG_VERSION")))
+                .tls_backend_preconfigured(tls_config.clone());
+            if pooling == Pooling::NoIdle {
+                builder = builder.pool_max_idle_per_host(0).timeout(RUNNING_REQUEST_TIMEOUT);
+            }
+            if lanes {
+                builder = builder.pool_max_idle_per_host(1);
+            }
+            if let Some((name, target)) = resolve {
                 builder = builder.resolve(name, target);
             }
+            builder.build().map_err(|err| {
+                Error::config(format!(
+                    "cannot set up the HTTP client for {}: {err}",
+                    settings.address
+                ))
+            })
+        };
+        let http = client()?;
+        let lanes = if lanes {
+            // Popped from the end: the first request after the login gets
+            // the login's client, and with it the kept-alive connection.
+            let mut free = (1..TLS_STARTUP_CONNECTIONS)
+                .map(|_| client())
+                .collect::<Result<Vec<_>, _>>()?;
+            free.push(http.clone());
+            Some(Arc::new(Lanes::new(free)))
         } else {
-            builder = builder.tls_backend_preconfigured(tls::unused_config()?);
-        }
-        let http = builder.build().map_err(|err| {
-            Error::config(format!(
-                "cannot set up the HTTP client for {}: {err}",
-                settings.address
-            ))
-        })?;
+            None
+        };
         Ok(Vault {
             http,
             base,
             namespace: settings.namespace.clone(),
+            lanes,
         })
     }
 
@@ -286,7 +384,17 @@ impl Vault {
         if let Some((name, value)) = &query {
             url.query_pairs_mut().append_pair(name, value);
         }
-        let mut request = self.http.request(method, url).header("X-Vault-Request", "true");
+        // Held until the answer is read: its connection is then free for
+        // the next request that takes this client.
+        let lent = match &self.lanes {
+            Some(lanes) => lanes.lend().await,
+            None => None,
+        };
+        let http = lent
+            .as_ref()
+            .and_then(|l| l.client.as_ref())
+            .unwrap_or(&self.http);
+        let mut request = http.request(method, url).header("X-Vault-Request", "true");
         if let Some(token) = token {
             request = request.header("X-Vault-Token", token.expose());
         }
@@ -608,6 +716,35 @@ mod tests {
         let found = find_tls_error(&outer).expect("the rustls error");
         assert!(found.to_string().contains("UnknownIssuer"), "{found}");
         assert!(find_tls_error(&std::io::Error::other("plain")).is_none());
+    }
+
+    fn settings(address: &str) -> VaultSettings {
+        let pairs = [("VAULT_ADDR", address), ("VAULT_SKIP_VERIFY", "true")];
+        VaultSettings::resolve(&env(&pairs), &VaultSection::default()).unwrap()
+    }
+
+    #[test]
+    fn only_the_https_start_up_client_takes_turns() {
+        let lanes = |vault: Vault| vault.lanes.map(|l| l.turns.available_permits());
+        let https = settings("https://127.0.0.1:8200");
+        let http = settings("http://127.0.0.1:8200");
+        assert_eq!(lanes(Vault::new(&https).unwrap()), Some(TLS_STARTUP_CONNECTIONS));
+        assert_eq!(lanes(Vault::new(&http).unwrap()), None);
+        assert_eq!(lanes(Vault::for_running_life(&https).unwrap()), None);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_third_request_waits_for_a_lent_client_to_come_back() {
+        let vault = Vault::new(&settings("https://127.0.0.1:8200")).unwrap();
+        let lanes = vault.lanes.as_ref().unwrap();
+        let first = lanes.lend().await.unwrap();
+        let second = lanes.lend().await.unwrap();
+        let wait = Duration::from_millis(20);
+        assert!(tokio::time::timeout(wait, lanes.lend()).await.is_err());
+        drop(first);
+        let third = tokio::time::timeout(wait, lanes.lend()).await.unwrap().unwrap();
+        drop((second, third));
+        assert_eq!(lanes.free.lock().unwrap().len(), TLS_STARTUP_CONNECTIONS);
     }
 
     #[test]

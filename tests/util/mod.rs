@@ -9,6 +9,7 @@ pub mod keys;
 pub mod mock;
 pub mod openbao;
 pub mod postgres;
+pub mod proxy;
 
 use std::collections::HashMap;
 use std::ffi::OsString;
