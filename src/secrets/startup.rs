@@ -22,7 +22,7 @@ use crate::reference::Read;
 use crate::render::Fetched;
 use crate::secret::{SecretData, SecretString};
 use crate::vault::auth::{super_error, Login};
-use crate::vault::{with_retries, Answer, Failure, Vault};
+use crate::vault::{Answer, Failure, Vault};
 
 /// How long an answer stays good: its lease (dynamic secrets), or for an
 /// issue without a lease, the `expiration` it carries (PKI certificates).
@@ -157,11 +157,12 @@ impl SecretsPlan {
             let (vault, token, read, users) = (vault.clone(), token.clone(), read.clone(), users.clone());
             tasks.spawn(async move {
                 tracing::debug!("reading {read}");
-                let answer = with_retries(deadline, &read.path, || {
-                    vault.read(&token, &read.path, read.version)
-                })
-                .await
-                .map_err(|failure| read_error(&read, &users, failure))?;
+                let answer = vault
+                    .with_retries(deadline, &read.path, || {
+                        vault.read(&token, &read.path, read.version)
+                    })
+                    .await
+                    .map_err(|failure| read_error(&read, &users, failure))?;
                 Ok(Fetch::Read(read, Lifetime::of(&answer), answer.data))
             });
         }
@@ -171,7 +172,8 @@ impl SecretsPlan {
                 let (name, path, data) = (issue.name.clone(), issue.path.clone(), issue.data.clone());
                 tasks.spawn(async move {
                     tracing::debug!("issuing {name} at {path}");
-                    let answer = with_retries(deadline, &path, || vault.write(Some(&token), &path, &data))
+                    let answer = vault
+                        .with_retries(deadline, &path, || vault.write(Some(&token), &path, &data))
                         .await
                         .map_err(|failure| issue_error(&name, &path, failure))?;
                     Ok(Fetch::Issue(name, Lifetime::of(&answer), answer.data))

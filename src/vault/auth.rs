@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use tokio::time::Instant;
 
-use super::{with_retries, Failure, Vault};
+use super::{Failure, Vault};
 use crate::config_file::AuthSection;
 use crate::error::Error;
 use crate::secret::SecretString;
@@ -306,7 +306,9 @@ impl AuthPlan {
         let mut body = serde_json::Value::Object(body);
         let path = format!("auth/{}/login", self.mount);
         tracing::debug!("logging in with {} at {path}", self.method.name());
-        let result = with_retries(deadline, &path, || vault.write(None, &path, &body)).await;
+        let result = vault
+            .with_retries(deadline, &path, || vault.write(None, &path, &body))
+            .await;
         crate::secret::scrub(&mut body);
         let answer = result.map_err(|failure| login_error(&path, failure))?;
         let token = answer
@@ -343,7 +345,7 @@ async fn unwrap_secret_id(
 ) -> Result<SecretString, Error> {
     let path = "sys/wrapping/unwrap";
     let empty = serde_json::json!({});
-    let answer = with_retries(deadline, path, || vault.write(Some(wrapping), path, &empty))
+    let answer = vault.with_retries(deadline, path, || vault.write(Some(wrapping), path, &empty))
         .await
         .map_err(|failure| match failure {
             Failure::Status { code: 400 | 403, errors, .. } => Error::Denied(format!(

@@ -2,7 +2,9 @@
 //! `VAULT_*` variables, their `BAO_*` twins and the config file), logs in,
 //! reads and writes paths, classifies every failure (transient or
 //! permanent) and retries transient ones with jittered backoff until a
-//! deadline.
+//! deadline (a pause Vault asks one request for holds off all of that
+//! client's requests). Over https, start-up requests take turns on two
+//! connections ([`TLS_STARTUP_CONNECTIONS`]).
 //!
 //! Built directly on reqwest (the HTTP stack vaultrs itself uses) because
 //! vinit reads raw API paths as vault-env does (`secret/data/app` with a
@@ -134,6 +136,19 @@ impl Failure {
         }
     }
 
+    /// Vault asked the client to slow down: 429 (a rate limit quota), or
+    /// a transient status with `Retry-After` (503 while sealed or in
+    /// maintenance).
+    pub fn asks_for_a_pause(&self) -> bool {
+        match self {
+            Failure::Status { code: 429, .. } => true,
+            Failure::Status {
+                retry_after: Some(_), ..
+            } => self.is_transient(),
+            _ => false,
+        }
+    }
+
     /// The server's `Retry-After`, if it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -168,7 +183,7 @@ pub struct Answer {
 }
 
 /// A Vault client bound to one server. Clones share its connections, its
-/// start-up request limit and its hold-off.
+/// lanes and its hold-off.
 #[derive(Clone)]
 pub struct Vault {
     http: reqwest::Client,
@@ -177,6 +192,8 @@ pub struct Vault {
     /// Over https at start-up: the clients requests take turns on, one
     /// connection each. `None`: every request uses `http`, no limit.
     lanes: Option<Arc<Lanes>>,
+    /// When a pause Vault asked for ends (see [`Vault::with_retries`]).
+    hold_off: HoldOff,
 }
 
 /// The start-up clients over https: [`TLS_STARTUP_CONNECTIONS`] of them,
@@ -345,6 +362,7 @@ impl Vault {
             base,
             namespace: settings.namespace.clone(),
             lanes,
+            hold_off: HoldOff::default(),
         })
     }
 
@@ -551,47 +569,117 @@ fn find_tls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a 
     err.source().and_then(find_tls_error)
 }
 
-/// Runs `attempt` until it succeeds, fails permanently, or `deadline`
-/// passes; transient failures are retried with full-jitter exponential
-/// backoff (50 ms doubling, capped at 2 s during start-up). A `Retry-After`
-/// is a floor added under the jittered wait, never the wait itself: OpenBao
-/// answers `Retry-After: 0` when its quota headers are on, and taking that
-/// literally retries at once, in a tight loop.
-pub async fn with_retries<T, F, Fut>(deadline: Instant, what: &str, mut attempt: F) -> Result<T, Failure>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Failure>>,
-{
-    let mut tries: u32 = 0;
-    loop {
-        let now = Instant::now();
-        let remaining = deadline.saturating_duration_since(now);
-        let result = match tokio::time::timeout(remaining, attempt()).await {
-            Ok(result) => result,
-            Err(_) => {
-                return Err(Failure::Unreachable(
-                    "no answer before the start-up deadline".into(),
-                ))
+impl Vault {
+    /// Runs `attempt` until it succeeds, fails permanently, or `deadline`
+    /// passes; transient failures are retried with full-jitter exponential
+    /// backoff (50 ms doubling, capped at 2 s during start-up). A
+    /// `Retry-After` is a floor added under the jittered wait, never the
+    /// wait itself: OpenBao answers `Retry-After: 0` when its quota headers
+    /// are on, and taking that literally retries at once, in a tight loop.
+    ///
+    /// When Vault asks for a pause (429, or `Retry-After`), the wait is
+    /// also this Vault's hold-off: every request that goes through here,
+    /// this one's retry and the first try of the others, waits until it
+    /// ends, rather than each meeting the quota on its own. A hold-off that
+    /// ends after `deadline` fails the request at once.
+    pub async fn with_retries<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        what: &str,
+        mut attempt: F,
+    ) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut tries: u32 = 0;
+        loop {
+            // Checked again after a wait: another request may have been
+            // asked for a longer pause meanwhile.
+            loop {
+                match before_sending(Instant::now(), self.hold_off.until(), deadline) {
+                    BeforeSending::Now => break,
+                    BeforeSending::WaitUntil(until) => {
+                        tracing::debug!("{what}: Vault asked for a pause; waiting with it");
+                        tokio::time::sleep_until(until).await;
+                    }
+                    BeforeSending::PastDeadline => return Err(Failure::Unreachable(
+                        "Vault asked for a pause (429 or Retry-After) that ends after the start-up deadline"
+                            .into(),
+                    )),
+                }
             }
-        };
-        let failure = match result {
-            Ok(value) => return Ok(value),
-            Err(failure) if failure.is_transient() => failure,
-            Err(failure) => return Err(failure),
-        };
-        let ceiling =
-            Duration::from_millis(50u64.saturating_mul(1 << tries.min(10))).min(Duration::from_secs(2));
-        let wait = backoff_wait(&failure, ceiling);
-        if Instant::now() + wait >= deadline {
-            return Err(failure);
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let result = match tokio::time::timeout(remaining, attempt()).await {
+                Ok(result) => result,
+                Err(_) => {
+                    return Err(Failure::Unreachable(
+                        "no answer before the start-up deadline".into(),
+                    ))
+                }
+            };
+            let failure = match result {
+                Ok(value) => return Ok(value),
+                Err(failure) if failure.is_transient() => failure,
+                Err(failure) => return Err(failure),
+            };
+            let ceiling =
+                Duration::from_millis(50u64.saturating_mul(1 << tries.min(10))).min(Duration::from_secs(2));
+            let wait = backoff_wait(&failure, ceiling);
+            let until = Instant::now() + wait;
+            if failure.asks_for_a_pause() {
+                self.hold_off.extend(until);
+            }
+            if until >= deadline {
+                return Err(failure);
+            }
+            tracing::debug!(
+                "{what}: {}; retrying in {}ms",
+                failure.describe(),
+                wait.as_millis()
+            );
+            tokio::time::sleep_until(until).await;
+            tries += 1;
         }
-        tracing::debug!(
-            "{what}: {}; retrying in {}ms",
-            failure.describe(),
-            wait.as_millis()
-        );
-        tokio::time::sleep(wait).await;
-        tries += 1;
+    }
+}
+
+/// One "not before" instant shared by the clones of a [`Vault`]: the end
+/// of the latest pause Vault asked any of its requests for.
+#[derive(Clone, Default)]
+struct HoldOff(Arc<Mutex<Option<Instant>>>);
+
+impl HoldOff {
+    fn until(&self) -> Option<Instant> {
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Moves the end to `until` unless it is later already.
+    fn extend(&self, until: Instant) {
+        let mut end = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *end = Some(later(*end, until));
+    }
+}
+
+/// The later of a hold-off already set (if any) and a new one.
+fn later(current: Option<Instant>, new: Instant) -> Instant {
+    current.map_or(new, |current| current.max(new))
+}
+
+/// What a request does before it is sent, given its Vault's hold-off.
+#[derive(Debug, PartialEq, Eq)]
+enum BeforeSending {
+    Now,
+    WaitUntil(Instant),
+    /// The hold-off ends at or after the deadline: waiting is pointless.
+    PastDeadline,
+}
+
+fn before_sending(now: Instant, hold_off: Option<Instant>, deadline: Instant) -> BeforeSending {
+    match hold_off {
+        Some(until) if until > now && until >= deadline => BeforeSending::PastDeadline,
+        Some(until) if until > now => BeforeSending::WaitUntil(until),
+        _ => BeforeSending::Now,
     }
 }
 
@@ -745,6 +833,116 @@ mod tests {
         let third = tokio::time::timeout(wait, lanes.lend()).await.unwrap().unwrap();
         drop((second, third));
         assert_eq!(lanes.free.lock().unwrap().len(), TLS_STARTUP_CONNECTIONS);
+    }
+
+    fn status(code: u16, retry_after: Option<u64>) -> Failure {
+        Failure::Status {
+            code,
+            errors: String::new(),
+            retry_after: retry_after.map(Duration::from_secs),
+            kv2_hint: false,
+        }
+    }
+
+    #[test]
+    fn pauses_are_429_or_a_transient_retry_after() {
+        assert!(status(429, None).asks_for_a_pause());
+        assert!(status(429, Some(0)).asks_for_a_pause());
+        assert!(status(503, Some(1)).asks_for_a_pause());
+        assert!(!status(503, None).asks_for_a_pause());
+        assert!(!status(404, Some(1)).asks_for_a_pause());
+        assert!(!Failure::Unreachable("refused".into()).asks_for_a_pause());
+    }
+
+    #[test]
+    fn the_hold_off_is_the_later_of_two_and_never_passes_the_deadline() {
+        let now = Instant::now();
+        let (soon, later_on, deadline) = (
+            now + Duration::from_secs(1),
+            now + Duration::from_secs(2),
+            now + Duration::from_secs(5),
+        );
+        assert_eq!(later(None, soon), soon);
+        assert_eq!(later(Some(soon), later_on), later_on);
+        assert_eq!(later(Some(later_on), soon), later_on);
+
+        assert_eq!(before_sending(now, None, deadline), BeforeSending::Now);
+        assert_eq!(before_sending(later_on, Some(soon), deadline), BeforeSending::Now);
+        assert_eq!(
+            before_sending(now, Some(soon), deadline),
+            BeforeSending::WaitUntil(soon)
+        );
+        assert_eq!(
+            before_sending(now, Some(deadline), deadline),
+            BeforeSending::PastDeadline
+        );
+        let after = deadline + Duration::from_millis(1);
+        assert_eq!(
+            before_sending(now, Some(after), deadline),
+            BeforeSending::PastDeadline
+        );
+
+        let shared = HoldOff::default();
+        let clone = shared.clone();
+        clone.extend(later_on);
+        shared.extend(soon);
+        assert_eq!(
+            shared.until(),
+            Some(later_on),
+            "a shorter pause does not shorten a longer one"
+        );
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_429_holds_off_the_other_requests_of_the_same_vault() {
+        let vault = Vault::new(&settings("http://127.0.0.1:8200")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let pause = Duration::from_millis(300);
+        let started = Instant::now();
+        let mut told = false;
+        // One request is answered 429 with a 300 ms pause, then succeeds.
+        let limited = vault.with_retries(deadline, "limited", || {
+            let first = !std::mem::replace(&mut told, true);
+            async move {
+                if first {
+                    Err(Failure::Status {
+                        code: 429,
+                        errors: String::new(),
+                        retry_after: Some(pause),
+                        kv2_hint: false,
+                    })
+                } else {
+                    Ok(Instant::now())
+                }
+            }
+        });
+        // Another starts just after it: its first try waits for the pause.
+        let other = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            vault
+                .with_retries(deadline, "other", || async { Ok::<_, Failure>(Instant::now()) })
+                .await
+        };
+        let (limited, other) = tokio::join!(limited, other);
+        assert!(limited.unwrap() >= started + pause);
+        assert!(
+            other.unwrap() >= started + pause,
+            "the other request did not wait for the pause"
+        );
+
+        // A pause that ends after the deadline: fail at once, no try.
+        let fresh = Vault::new(&settings("http://127.0.0.1:8200")).unwrap();
+        fresh.hold_off.extend(Instant::now() + Duration::from_secs(60));
+        let mut tried = false;
+        let at_once = Instant::now();
+        let result = fresh
+            .with_retries(deadline, "late", || {
+                tried = true;
+                async { Ok::<_, Failure>(()) }
+            })
+            .await;
+        assert!(matches!(result, Err(Failure::Unreachable(_))));
+        assert!(!tried && at_once.elapsed() < Duration::from_millis(100));
     }
 
     #[test]
