@@ -52,8 +52,9 @@ pub fn refresh_in(refresh: Duration) -> Duration {
 /// zero, with the server's `Retry-After` as a floor under it.
 pub fn retry_in(failures: u32, failure: &Failure) -> Duration {
     let ceiling = Duration::from_secs(1u64 << failures.min(5)).min(BACKOFF_CAP);
-    (ceiling / 2 + backoff_wait(failure, ceiling / 2))
-        .min(BACKOFF_CAP + failure.retry_after().unwrap_or_default())
+    (ceiling / 2)
+        .saturating_add(backoff_wait(failure, ceiling / 2))
+        .min(BACKOFF_CAP.saturating_add(failure.retry_after().unwrap_or_default()))
 }
 
 /// True when a renewal granted less than was asked for: the max TTL is
@@ -134,6 +135,11 @@ mod tests {
             five.iter().any(|d| *d != five[0]),
             "Retry-After alone sets the wait: lockstep"
         );
+    }
+
+    #[test]
+    fn a_huge_retry_after_does_not_overflow() {
+        assert_eq!(retry_in(3, &status(503, Some(u64::MAX))), Duration::MAX);
     }
 
     #[test]

@@ -626,12 +626,19 @@ impl Vault {
             let ceiling =
                 Duration::from_millis(50u64.saturating_mul(1 << tries.min(10))).min(Duration::from_secs(2));
             let wait = backoff_wait(&failure, ceiling);
-            let until = Instant::now() + wait;
+            let until = match Instant::now().checked_add(wait) {
+                Some(until) if until < deadline => until,
+                _ => {
+                    // Past the deadline: no retry, and the instance's
+                    // other requests give up with this one.
+                    if failure.asks_for_a_pause() {
+                        self.hold_off.extend(deadline);
+                    }
+                    return Err(failure);
+                }
+            };
             if failure.asks_for_a_pause() {
                 self.hold_off.extend(until);
-            }
-            if until >= deadline {
-                return Err(failure);
             }
             tracing::debug!(
                 "{what}: {}; retrying in {}ms",
@@ -686,7 +693,11 @@ fn before_sending(now: Instant, hold_off: Option<Instant>, deadline: Instant) ->
 /// The wait before retrying after `failure`: a random time up to `ceiling`,
 /// on top of the server's `Retry-After` when it sent one.
 pub fn backoff_wait(failure: &Failure, ceiling: Duration) -> Duration {
-    failure.retry_after().unwrap_or_default() + jitter(ceiling)
+    // Saturating: `Retry-After` is any number the server sends.
+    failure
+        .retry_after()
+        .unwrap_or_default()
+        .saturating_add(jitter(ceiling))
 }
 
 /// A uniformly random duration up to `ceiling` (full jitter), from a cheap
@@ -943,6 +954,30 @@ mod tests {
             .await;
         assert!(matches!(result, Err(Failure::Unreachable(_))));
         assert!(!tried && at_once.elapsed() < Duration::from_millis(100));
+    }
+
+    #[test]
+    fn a_huge_retry_after_does_not_overflow() {
+        let huge = Failure::Status {
+            code: 429,
+            errors: String::new(),
+            retry_after: Some(Duration::MAX),
+            kv2_hint: false,
+        };
+        assert_eq!(backoff_wait(&huge, Duration::from_secs(3600)), Duration::MAX);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_pause_past_the_deadline_fails_at_once() {
+        let vault = Vault::new(&settings("http://127.0.0.1:8200")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let at_once = Instant::now();
+        let result: Result<(), _> = vault
+            .with_retries(deadline, "huge", || async { Err(status(429, Some(u64::MAX))) })
+            .await;
+        assert!(matches!(result, Err(Failure::Status { code: 429, .. })));
+        assert_eq!(vault.hold_off.until(), Some(deadline));
+        assert!(at_once.elapsed() < Duration::from_millis(100));
     }
 
     #[test]
