@@ -3,9 +3,11 @@
 //! `run` is a straight line of named steps: read the environment and
 //! logging settings, parse the command line, the config file and the
 //! environment into a validated [`options::Plan`], resolve COMMAND, fetch
-//! and render secrets (login, every read in parallel, files), then either
-//! replace vinit with COMMAND (`--exec`) or spawn it and supervise it as
-//! PID 1 until it exits. `--check` stops after listing what would be read.
+//! and render secrets (login, the reads in parallel, two at a time over
+//! https, files), then either replace vinit with COMMAND (`--exec`) or
+//! spawn it and supervise it as PID 1 until it exits: on the event loop
+//! when Vault or `--redact` needs one, otherwise blocking in
+//! `sigtimedwait`. `--check` stops after listing what would be read.
 //!
 //! Module map:
 //! - [`cli`]: the command line as typed, `--help`, `--version`;
