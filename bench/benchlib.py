@@ -10,7 +10,8 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RELEASE = os.path.join(ROOT, "target", "x86_64-unknown-linux-musl", "release")
-VINIT = os.path.join(RELEASE, "vinit")
+# `bench/run --vinit PATH` measures another build (an older commit's, for a before/after).
+VINIT = os.environ.get("BENCH_VINIT") or os.path.join(RELEASE, "vinit")
 PROBE = os.path.join(RELEASE, "vinit-probe")
 FLOOR = os.path.join(RELEASE, "vinit-bench-floor")
 # The peer every ratio is taken against: tini-static, the closest thing to vinit
@@ -166,6 +167,8 @@ class Results:
 
 def binary_version():
     """The vinit measured: the commit it was built from (+ if the tree differs) and its size."""
+    if os.environ.get("BENCH_VINIT"):
+        return f"{VINIT} (--vinit), {os.path.getsize(VINIT):,} B"
     try:
         commit = run_quiet(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
         dirty = run_quiet(["git", "-C", ROOT, "status", "--porcelain", "--untracked-files=no", "--", "src",
