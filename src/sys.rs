@@ -461,8 +461,12 @@ impl SpawnFailure {
 }
 
 /// Bytes of stack for the child between `clone` and `execve`. It runs a
-/// handful of system calls (musl's `posix_spawn` gives its child 5 KiB).
-const CHILD_STACK: usize = 32 * 1024;
+/// handful of system calls (musl's `posix_spawn` gives its child 5 KiB);
+/// only the pages it touches are ever backed.
+const CHILD_STACK: usize = 64 * 1024;
+
+/// The guard below the child's stack.
+const GUARD: usize = 4096;
 
 /// What the child leaves for the parent when it cannot `execve`: the
 /// failed step (0 = the exec itself) and its errno. The child shares
@@ -481,9 +485,53 @@ struct ChildStart<'a> {
     report: *mut ChildReport,
 }
 
-/// The child's stack: on vinit's own stack, which is idle meanwhile.
-#[repr(C, align(16))]
-struct ChildStack([MaybeUninit<u8>; CHILD_STACK]);
+/// The child's stack: a mapping of its own with an inaccessible guard page
+/// below it, so that an overflow kills the child instead of writing over
+/// vinit's memory. Not an array on vinit's stack: a frame that large is
+/// probed page by page (7 page faults for 32 KiB, FINDINGS.md 2.2); here
+/// only the pages the child uses are touched.
+struct ChildStack {
+    base: *mut libc::c_void,
+}
+
+impl ChildStack {
+    fn map() -> io::Result<ChildStack> {
+        // SAFETY: an anonymous private mapping at an address the kernel
+        // picks; nothing else refers to it.
+        let base = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                GUARD + CHILD_STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(io::Error::last_os_error());
+        }
+        let stack = ChildStack { base };
+        // SAFETY: the first page of the mapping just made.
+        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(stack)
+    }
+
+    /// The highest address, where the stack starts (page aligned).
+    fn top(&self) -> *mut libc::c_void {
+        self.base.cast::<u8>().wrapping_add(GUARD + CHILD_STACK).cast()
+    }
+}
+
+impl Drop for ChildStack {
+    fn drop(&mut self) {
+        // SAFETY: unmapping the mapping `map` made, which nothing uses once
+        // the child has exec'ed or exited.
+        unsafe { libc::munmap(self.base, GUARD + CHILD_STACK) };
+    }
+}
 
 /// Starts `image` in a new process and returns its pid once `execve` has
 /// succeeded, or why the child could not get there.
@@ -500,17 +548,16 @@ pub fn spawn(image: &ExecImage, setup: &ChildSetup) -> Result<libc::pid_t, Spawn
         setup,
         report: &mut report,
     };
-    let mut stack = ChildStack([MaybeUninit::uninit(); CHILD_STACK]);
-    let stack_top = stack.0.as_mut_ptr_range().end;
-    // SAFETY: `child_main` runs on `stack` (16-byte aligned top, 32 KiB,
-    // unused by vinit until `clone` returns, since CLONE_VFORK suspends this
-    // thread until the child has exec'ed or exited) and only makes
+    let stack = ChildStack::map().map_err(SpawnFailure::Fork)?;
+    // SAFETY: `child_main` runs on `stack` (page-aligned top, 64 KiB over a
+    // guard page, alive until `clone` returns, since CLONE_VFORK suspends
+    // this thread until the child has exec'ed or exited) and only makes
     // async-signal-safe calls on memory prepared before the call; `start`
     // and `report` outlive the child's use of them for the same reason.
     let pid = unsafe {
         libc::clone(
             child_main,
-            stack_top.cast(),
+            stack.top(),
             libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
             ptr::from_ref(&start).cast_mut().cast(),
         )
