@@ -520,7 +520,7 @@ def tls_strategies(results, args, work, key):
         stamped_start([VINIT, "--", PROBE, f"stamp={stamp}"], vinit_env, stamp)
 
     strategies = {
-        "parallel reads, 4 new full handshakes (vinit's strategy, Python client)": lambda: parallel(False),
+        "parallel reads, 4 new full handshakes (vinit's strategy before, Python client)": lambda: parallel(False),
         "parallel reads, 4 new connections resuming the login's session": lambda: parallel(True),
         "one connection, reads in sequence (= HTTP/2's 1 handshake)": one_connection,
         "vinit today": vinit_start,
