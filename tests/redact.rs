@@ -225,12 +225,14 @@ fn a_restarted_app_writes_through_the_same_redaction_and_new_values_are_hidden()
     let scratch = Scratch::new();
     let report = scratch.path("report");
     // The app prints the value it got, whichever it is: the rotated one must
-    // be hidden as well as the one start-up fetched.
+    // be hidden as well as the one start-up fetched. `record` comes before
+    // `report`: once the report exists, SIGTERM is blocked and awaited, not
+    // fatal (the test sends it as soon as it sees the report).
     let app = format!(
-        "echo \"app says $APP_TOKEN\"; exec {} report={} record={} await=TERM",
+        "echo \"app says $APP_TOKEN\"; exec {} record={} report={} await=TERM",
         util::PROBE,
-        report.display(),
-        scratch.path("record").display()
+        scratch.path("record").display(),
+        report.display()
     );
     let running = Vinit::subreaper()
         .arg("--redact")
