@@ -73,15 +73,6 @@ pub fn at(now: Instant, wait: Duration) -> Instant {
 mod tests {
     use super::*;
 
-    fn status(code: u16, retry_after: Option<u64>) -> Failure {
-        Failure::Status {
-            code,
-            errors: String::new(),
-            retry_after: retry_after.map(Duration::from_secs),
-            kv2_hint: false,
-        }
-    }
-
     #[test]
     fn renewals_come_at_about_two_thirds_and_spread() {
         let ttl = Duration::from_secs(300);
@@ -125,9 +116,13 @@ mod tests {
     #[test]
     fn retry_after_is_a_floor_not_the_wait() {
         // `Retry-After: 0` must not mean "at once".
-        let zero: Vec<Duration> = (0..100).map(|_| retry_in(0, &status(429, Some(0)))).collect();
+        let zero: Vec<Duration> = (0..100)
+            .map(|_| retry_in(0, &Failure::status(429, Some(0))))
+            .collect();
         assert!(zero.iter().all(|d| *d >= Duration::from_millis(500)));
-        let five: Vec<Duration> = (0..100).map(|_| retry_in(0, &status(429, Some(5)))).collect();
+        let five: Vec<Duration> = (0..100)
+            .map(|_| retry_in(0, &Failure::status(429, Some(5))))
+            .collect();
         assert!(five
             .iter()
             .all(|d| *d >= Duration::from_secs(5) && *d <= Duration::from_secs(6)));
@@ -139,7 +134,7 @@ mod tests {
 
     #[test]
     fn a_huge_retry_after_does_not_overflow() {
-        assert_eq!(retry_in(3, &status(503, Some(u64::MAX))), Duration::MAX);
+        assert_eq!(retry_in(3, &Failure::status(503, Some(u64::MAX))), Duration::MAX);
     }
 
     #[test]

@@ -149,6 +149,17 @@ impl Failure {
         }
     }
 
+    /// A status failure with no error text: the tests' shorthand.
+    #[cfg(test)]
+    pub(crate) fn status(code: u16, retry_after_secs: Option<u64>) -> Failure {
+        Failure::Status {
+            code,
+            errors: String::new(),
+            retry_after: retry_after_secs.map(Duration::from_secs),
+            kv2_hint: false,
+        }
+    }
+
     /// The server's `Retry-After`, if it sent one.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
@@ -791,12 +802,7 @@ mod tests {
 
     #[test]
     fn transient_classes() {
-        let status = |code| Failure::Status {
-            code,
-            errors: String::new(),
-            retry_after: None,
-            kv2_hint: false,
-        };
+        let status = |code| Failure::status(code, None);
         for code in [500, 502, 503, 429, 412] {
             assert!(status(code).is_transient(), "{code}");
         }
@@ -846,22 +852,13 @@ mod tests {
         assert_eq!(lanes.free.lock().unwrap().len(), TLS_STARTUP_CONNECTIONS);
     }
 
-    fn status(code: u16, retry_after: Option<u64>) -> Failure {
-        Failure::Status {
-            code,
-            errors: String::new(),
-            retry_after: retry_after.map(Duration::from_secs),
-            kv2_hint: false,
-        }
-    }
-
     #[test]
     fn pauses_are_429_or_a_transient_retry_after() {
-        assert!(status(429, None).asks_for_a_pause());
-        assert!(status(429, Some(0)).asks_for_a_pause());
-        assert!(status(503, Some(1)).asks_for_a_pause());
-        assert!(!status(503, None).asks_for_a_pause());
-        assert!(!status(404, Some(1)).asks_for_a_pause());
+        assert!(Failure::status(429, None).asks_for_a_pause());
+        assert!(Failure::status(429, Some(0)).asks_for_a_pause());
+        assert!(Failure::status(503, Some(1)).asks_for_a_pause());
+        assert!(!Failure::status(503, None).asks_for_a_pause());
+        assert!(!Failure::status(404, Some(1)).asks_for_a_pause());
         assert!(!Failure::Unreachable("refused".into()).asks_for_a_pause());
     }
 
@@ -973,7 +970,9 @@ mod tests {
         let deadline = Instant::now() + Duration::from_secs(10);
         let at_once = Instant::now();
         let result: Result<(), _> = vault
-            .with_retries(deadline, "huge", || async { Err(status(429, Some(u64::MAX))) })
+            .with_retries(deadline, "huge", || async {
+                Err(Failure::status(429, Some(u64::MAX)))
+            })
             .await;
         assert!(matches!(result, Err(Failure::Status { code: 429, .. })));
         assert_eq!(vault.hold_off.until(), Some(deadline));
