@@ -7,6 +7,8 @@
 
 use std::os::fd::RawFd;
 
+use crate::sys;
+
 /// Where the scan stops when /proc is not mounted.
 const SCAN_LIMIT: RawFd = 1024;
 
@@ -18,15 +20,8 @@ impl Inherited {
     /// Lists the open descriptors above 2. Must run before vinit opens any
     /// descriptor of its own.
     pub fn capture() -> Self {
-        let listed: Option<Vec<RawFd>> = std::fs::read_dir("/proc/self/fd").ok().map(|dir| {
-            dir.filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-                .filter(|fd| *fd > 2)
-                .collect()
-        });
-        // The directory's own descriptor was in the listing and is closed
-        // now: keep only those still open.
-        let mut fds: Vec<RawFd> = match listed {
-            Some(fds) => fds.into_iter().filter(|fd| is_open(*fd)).collect(),
+        let mut fds: Vec<RawFd> = match sys::open_descriptors() {
+            Some(fds) => fds.into_iter().filter(|fd| *fd > 2).collect(),
             None => (3..SCAN_LIMIT).filter(|fd| is_open(*fd)).collect(),
         };
         fds.sort_unstable();

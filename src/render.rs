@@ -9,7 +9,7 @@
 //! is fetched in one batch, before anything is rendered), then with
 //! the values. A missing key is an error, never an empty string.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 
 use minijinja::value::{Enumerator, Kwargs, Object, Value};
@@ -20,10 +20,12 @@ use crate::reference::{Piece, Read, Template};
 use crate::secret::{SecretData, SecretString};
 
 /// Everything fetched from Vault: read results by read, issue results by name.
+/// `BTreeMap`s: an empty `HashMap` would cost a start without Vault a
+/// `getrandom` call for its random keys.
 #[derive(Default)]
 pub struct Fetched {
-    pub reads: HashMap<Read, SecretData>,
-    pub issues: HashMap<String, SecretData>,
+    pub reads: BTreeMap<Read, SecretData>,
+    pub issues: BTreeMap<String, SecretData>,
     pub token: Option<SecretString>,
 }
 

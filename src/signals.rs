@@ -10,7 +10,7 @@
 //! the pending set directly, as tini does.
 //! This module decides nothing about what a signal means; `supervise` does.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::io;
 use std::time::{Duration, Instant};
 
@@ -117,9 +117,10 @@ fn offset(rest: &str, sign: char) -> Option<SignalNumber> {
 }
 
 /// What `--rewrite FROM:TO` pairs make of a received signal before it is
-/// forwarded.
+/// forwarded. A `BTreeMap`: a `HashMap`'s random keys would cost every
+/// start a `getrandom` call for a map that is almost always empty.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Rewrites(HashMap<SignalNumber, SignalNumber>);
+pub struct Rewrites(BTreeMap<SignalNumber, SignalNumber>);
 
 impl Rewrites {
     /// Parses one `FROM:TO` pair and adds it; a later pair for the same
