@@ -32,7 +32,8 @@ pub enum Error {
     #[error("{command}: command not found{detail}")]
     NotFound { command: String, detail: String },
     /// The operating system refused something vinit needs before the app
-    /// starts (signalfd, clone, the event loop). Exit 71 (EX_OSERR).
+    /// starts (signalfd, the signal thread, clone, the event loop). Exit 71
+    /// (EX_OSERR).
     #[error("{what}: {source}")]
     System {
         what: &'static str,

@@ -24,12 +24,14 @@
 //! - [`render`]: pure rendering of env values and templates; [`output`]:
 //!   atomic file writes on tmpfs; [`secret`]: zeroizing secret types;
 //! - [`logging`]: vinit's own stderr lines (text or JSON);
-//! - [`signals`]: signal names, `--rewrite`, the signalfd source;
+//! - [`signals`]: signal names, `--rewrite`, the start-up signalfd;
+//! - [`forwarder`]: the event loop's signal thread (forwards at once, reports
+//!   to the loop);
 //! - [`privileges`]: pure: who the child runs as, which capabilities it
 //!   and vinit keep; /etc/passwd and /etc/group parsing;
 //! - [`spawn`]: command resolution (126/127) and starting the child;
-//! - [`supervise`]: the event loop: forwarding, reaping, running life's
-//!   actions (signals, restarts), clean-up;
+//! - [`supervise`]: the event loop: reaping, running life's actions
+//!   (signals, restarts), clean-up; the plain supervisor (forwarding too);
 //! - [`redact`]: `--redact`'s pure streaming matcher; [`pump`]: the app's
 //!   stdout and stderr through it (pipes, copying);
 //! - [`reaper`]: the one owner of `waitpid`; leftover processes;
@@ -41,6 +43,7 @@ pub mod cli;
 pub mod config_file;
 pub mod descriptors;
 pub mod error;
+pub mod forwarder;
 pub mod logging;
 pub mod options;
 pub mod output;
@@ -65,6 +68,7 @@ use std::future::Future;
 
 use descriptors::Inherited;
 use error::Error;
+use forwarder::SignalThread;
 use logging::LogSettings;
 use options::{Check, Mode, Plan};
 use running::{EnvOnChange, RunningLife};
@@ -214,6 +218,12 @@ fn run_with_event_loop(
                     false => None,
                 };
                 let output = redaction.as_ref().map(pump::Redaction::child_ends);
+                let forwarding = Forwarding {
+                    to_group: plan.signal_group,
+                    rewrites: plan.rewrites.clone(),
+                };
+                let signal_thread = SignalThread::prepare(forwarding.clone())
+                    .map_err(|err| Error::system("cannot start the signal thread", err))?;
                 let app = command.spawn(inherited, &plan.privileges, output)?;
                 prepared.files.keep();
                 tracing::debug!("started {} as pid {app}", spawn::display_command(&plan.command));
@@ -221,10 +231,11 @@ fn run_with_event_loop(
                 let may_restart =
                     plan.secrets.may_restart() || plan.life.env_on_change == EnvOnChange::Restart;
                 settle_after_spawn(&plan, descriptors, may_restart);
+                // From here on the thread takes the signals, not the signalfd.
+                drop(signals);
+                let mut signals = signal_thread.release(app);
                 let Plan {
                     command: argv,
-                    signal_group,
-                    rewrites,
                     grace,
                     child_env,
                     life,
@@ -248,10 +259,7 @@ fn run_with_event_loop(
                     command.spawn(inherited, &privileges, output)
                 };
                 let supervision = Supervision {
-                    forwarding: Forwarding {
-                        to_group: signal_group,
-                        rewrites,
-                    },
+                    forwarding,
                     grace,
                     life,
                     respawn: &mut respawn,

@@ -5,9 +5,11 @@
 //!
 //! # Design
 //! One current-thread tokio loop owns everything that happens after the
-//! spawn. Its event sources are futures raced with `select!`:
-//! - the signalfd ([`SignalSource`]): SIGCHLD means "reap", anything else is
-//!   forwarded (after `--rewrite`) to the app or its process group;
+//! spawn but forwarding. Its event sources are futures raced with `select!`:
+//! - the signal thread ([`SignalThread`]) forwards every signal (after
+//!   `--rewrite`) to the app or its process group on its own; it tells the
+//!   loop of SIGCHLD, which means "reap" (with its forwarding paused), and
+//!   flags stop signals, which cancel a restart under way;
 //! - running life ([`RunningLife::next_action`]): its Vault requests run as
 //!   tasks on the same loop, never awaited inline by a signal branch, so a
 //!   slow or hanging Vault never delays forwarding or reaping;
@@ -35,9 +37,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::error::Error;
+use crate::forwarder::SignalThread;
 use crate::reaper::{Children, Leftovers, Reaper};
 use crate::running::{Action, RunningLife};
-use crate::signals::{self, Rewrites, SignalNumber, SignalSource};
+use crate::signals::{self, Rewrites, SignalNumber};
 use crate::sys;
 
 /// Where and how received signals go.
@@ -61,7 +64,8 @@ impl Forwarding {
         }
     }
 
-    fn forward(&self, app: libc::pid_t, received: SignalNumber) {
+    /// Forwards a received signal, after `--rewrite`, to the app or its group.
+    pub(crate) fn forward(&self, app: libc::pid_t, received: SignalNumber) {
         // The kill comes first; names are formatted only when debug logging
         // is on (the macros evaluate their arguments lazily).
         let name = || signals::name(received);
@@ -98,20 +102,19 @@ pub struct Supervision<'a> {
     pub respawn: &'a mut Respawn<'a>,
 }
 
-/// A restart under way: the old child has been asked to stop.
+/// A restart under way: the old child has been asked to stop. A stop
+/// signal meanwhile ([`SignalThread::take_stop_signal`]) cancels the new start.
 struct Restart {
     env: Vec<(OsString, OsString)>,
     /// When the old child gets SIGKILL (cleared once sent).
     kill_at: Option<Instant>,
-    /// A stop signal arrived meanwhile: do not start the app again.
-    cancelled: bool,
 }
 
 /// Supervises the running app until it exits; returns its exit code (128+N
 /// when killed by signal N) once leftovers are gone or `grace` has passed,
 /// and running life has revoked what it holds.
 pub async fn supervise(
-    signals: &mut SignalSource,
+    signals: &mut SignalThread,
     mut app: libc::pid_t,
     supervision: Supervision<'_>,
 ) -> i32 {
@@ -128,23 +131,12 @@ pub async fn supervise(
         let life_active = life.is_some() && restart.is_none();
         tokio::select! {
             // If the app already ended, its SIGCHLD is pending and arrives here.
-            received = signals.recv() => match received {
-                Ok(libc::SIGCHLD) => {
-                    reaper.reap();
-                }
-                Ok(signal) => {
-                    if let Some(pending) = restart.as_mut() {
-                        if signals::STOP_SIGNALS.contains(&signal) {
-                            pending.cancelled = true;
-                        }
-                    }
-                    forwarding.forward(app, signal);
-                }
-                Err(err) => {
-                    tracing::warn!("reading signals failed: {err}; retrying");
-                    reaper.reap();
+            reported = signals.child_ended() => {
+                if let Err(err) = reported {
+                    tracing::warn!("reading the signal thread's reports failed: {err}; retrying");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
+                signals.reap(&mut reaper);
             },
             action = next_action(&mut life), if life_active => match action {
                 Action::Signals(list) => {
@@ -154,11 +146,12 @@ pub async fn supervise(
                 }
                 Action::Restart(env) => {
                     tracing::info!("restarting the app (pid {app}) with fresh values");
+                    // Only a stop signal from now on cancels the new start.
+                    signals.take_stop_signal();
                     forwarding.forward(app, libc::SIGTERM);
                     restart = Some(Restart {
                         env,
                         kill_at: Some(Instant::now() + grace),
-                        cancelled: false,
                     });
                 }
             },
@@ -173,7 +166,7 @@ pub async fn supervise(
         }
         let Some(code) = reaper.main_exit() else { continue };
         let Some(pending) = restart.take() else { break code };
-        if pending.cancelled {
+        if signals.take_stop_signal() {
             break code;
         }
         end_leftovers(signals, &mut reaper, app, grace).await;
@@ -184,6 +177,7 @@ pub async fn supervise(
                 tracing::debug!("the app restarted as pid {pid}");
                 app = pid;
                 reaper = Reaper::new(pid);
+                signals.forward_to(pid);
             }
             Err(err) => {
                 tracing::error!("the app could not start again: {err}");
@@ -243,15 +237,15 @@ async fn end_leftovers(waiter: &mut impl ChildWait, reaper: &mut Reaper, app: li
 }
 
 /// How [`end_leftovers`] waits for the children to end: on the event loop
-/// (the signalfd, among running life's work) or by blocking the thread (the
-/// plain supervisor). Signals other than SIGCHLD are no longer forwarded:
-/// the app is gone.
+/// (the signal thread's reports, among running life's work) or by blocking
+/// the thread (the plain supervisor). Signals other than SIGCHLD are no
+/// longer forwarded: the app is gone.
 trait ChildWait {
     /// Reaps until vinit has no child left (true) or `limit` passes (false).
     async fn no_children_within(&mut self, reaper: &mut Reaper, limit: Duration) -> bool;
 }
 
-impl ChildWait for SignalSource {
+impl ChildWait for SignalThread {
     async fn no_children_within(&mut self, reaper: &mut Reaper, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         loop {
@@ -259,8 +253,8 @@ impl ChildWait for SignalSource {
                 return true;
             }
             tokio::select! {
-                received = self.recv() => if let Ok(signal) = received {
-                    ignore_after_exit(signal);
+                reported = self.child_ended() => if reported.is_err() {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
                 },
                 () = tokio::time::sleep_until(deadline) => return reaper.reap() == Children::None,
             }

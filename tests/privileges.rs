@@ -400,6 +400,13 @@ fn unknown_users_groups_and_capabilities_are_78_before_vault() {
     assert!(finished.stderr.contains("VINIT_USER"), "{}", finished.stderr);
 }
 
+/// Whether every thread of `pid` (the event loop's, the signal thread,
+/// name resolution's) has the effective capabilities `expected`.
+fn every_thread_at(pid: i32, expected: &str) -> bool {
+    let caps = thread_caps(pid);
+    !caps.is_empty() && caps.iter().all(|caps| caps == expected)
+}
+
 /// CapEff of every thread of `pid`.
 fn thread_caps(pid: i32) -> Vec<String> {
     std::fs::read_dir(format!("/proc/{pid}/task"))
@@ -450,12 +457,7 @@ fn vinit_keeps_only_what_its_running_life_needs_and_still_signals_the_app() {
         // started with every capability: it exits after 1 s idle.
         util::wait_until(
             &format!("{options:?}: every thread of vinit at {expected}"),
-            || {
-                thread_caps(running.pid())
-                    .iter()
-                    .all(|caps| *caps == expected)
-                    .then_some(())
-            },
+            || every_thread_at(running.pid(), &expected).then_some(()),
         );
         if options.contains(&"--config") {
             let meta = std::fs::metadata(out.path().join("file")).unwrap();
@@ -499,7 +501,7 @@ fn a_restarted_app_gets_the_same_privileges_and_vinit_keeps_what_a_restart_needs
     // KILL, SETGID, SETUID, SETPCAP and the kept NET_BIND_SERVICE: a restart
     // starts the app as 65534 with that capability again.
     util::wait_until("vinit to keep only what a restart needs", || {
-        (thread_caps(running.pid()) == ["00000000000005e0"]).then_some(())
+        every_thread_at(running.pid(), "00000000000005e0").then_some(())
     });
     std::fs::remove_file(&report).unwrap();
     bao.bao(&["kv", "put", "secret/app", "token=second"]);

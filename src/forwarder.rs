@@ -1,0 +1,177 @@
+//! The event loop's signal thread. Once the app runs, a thread of its own
+//! blocks in `sigtimedwait` and forwards each signal to the app the moment
+//! it arrives, as tini's loop does. A forwarded signal no longer waits for
+//! an epoll round and a task wake-up on a loop that may be busy with Vault
+//! (bench/results/FINDINGS.md, round 3). The loop hears only of SIGCHLD
+//! (through a pipe: time to reap) and, as a flag, of stop signals (a restart
+//! under way is cancelled); a forwarded signal wakes nothing else, so the
+//! app's wake-up does not compete with vinit's for a CPU.
+//!
+//! The app's pid is shared behind a mutex. The loop holds it while it reaps
+//! and clears it when the app has been reaped, so the thread never signals a
+//! pid the kernel may already have given to another process. While it is
+//! clear (the app has ended; a restart between two apps) signals are only
+//! reported, not forwarded.
+//!
+//! The thread is created before the app is spawned, so that failing to
+//! create it is a start-up error and not an app left without forwarding;
+//! it waits, reading nothing, until it is released with the app's pid, once
+//! nothing else reads signals (the start-up signalfd is dropped) and vinit
+//! has lowered its capabilities, which the thread then lowers to as well.
+//! It inherits the full signal mask like every thread of vinit, and lives
+//! until vinit exits.
+
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use tokio::io::unix::AsyncFd;
+
+use crate::reaper::{Children, Reaper};
+use crate::signals;
+use crate::supervise::Forwarding;
+use crate::sys;
+
+/// The app signals go to; `None` once it has been reaped.
+type SharedApp = Arc<Mutex<Option<libc::pid_t>>>;
+
+/// The loop's side: what the thread reports, and the app it forwards to.
+pub struct SignalThread {
+    /// One 4-byte SIGCHLD per ended child (or several at once).
+    reports: AsyncFd<File>,
+    app: SharedApp,
+    /// A stop signal came since [`SignalThread::take_stop_signal`].
+    stop_seen: Arc<AtomicBool>,
+}
+
+/// A signal thread created and waiting for [`ParkedSignalThread::release`].
+pub struct ParkedSignalThread {
+    go: mpsc::Sender<()>,
+    thread: SignalThread,
+}
+
+impl SignalThread {
+    /// Creates the thread, waiting. Must be called inside the tokio runtime.
+    pub fn prepare(forwarding: Forwarding) -> io::Result<ParkedSignalThread> {
+        let (read_end, write_end): (OwnedFd, OwnedFd) = sys::output_pipe()?;
+        let app: SharedApp = Arc::new(Mutex::new(None));
+        let stop_seen = Arc::new(AtomicBool::new(false));
+        let (for_thread, stop_for_thread) = (Arc::clone(&app), Arc::clone(&stop_seen));
+        let (go, released) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("vinit-signals".into())
+            .stack_size(64 * 1024)
+            .spawn(move || {
+                // Dropped unreleased: the app never started.
+                if released.recv().is_ok() {
+                    sys::limit_new_thread();
+                    let reports = File::from(write_end);
+                    forward_until_exit(&forwarding, &for_thread, &stop_for_thread, reports);
+                }
+            })?;
+        Ok(ParkedSignalThread {
+            go,
+            thread: SignalThread {
+                reports: sys::watch_pipe(File::from(read_end))?,
+                app,
+                stop_seen,
+            },
+        })
+    }
+
+    /// Waits until a child has ended (the thread took a SIGCHLD).
+    pub async fn child_ended(&mut self) -> io::Result<()> {
+        loop {
+            let mut guard = self.reports.readable_mut().await?;
+            let mut bytes = [0u8; 4];
+            // Every report is one 4-byte write (atomic on a pipe), so a read
+            // of 4 bytes returns a whole one.
+            match guard.try_io(|pipe| pipe.get_mut().read(&mut bytes)) {
+                Ok(Ok(4)) => return Ok(()),
+                Ok(Ok(0)) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the signal thread ended",
+                    ))
+                }
+                Ok(Ok(_)) => return Err(io::Error::new(io::ErrorKind::InvalidData, "a partial report")),
+                Ok(Err(err)) => return Err(err),
+                Err(_would_block) => continue,
+            }
+        }
+    }
+
+    /// Whether a stop signal (TERM, INT, HUP, QUIT) came since the last call.
+    pub fn take_stop_signal(&self) -> bool {
+        self.stop_seen.swap(false, Ordering::SeqCst)
+    }
+
+    /// Reaps with forwarding paused, and stops forwarding once the app has
+    /// been reaped (its pid is free for reuse from then on).
+    pub fn reap(&self, reaper: &mut Reaper) -> Children {
+        let mut app = lock(&self.app);
+        let children = reaper.reap();
+        if reaper.main_exit().is_some() {
+            *app = None;
+        }
+        children
+    }
+
+    /// Forwards to a new app from now on (a restart).
+    pub fn forward_to(&self, app: libc::pid_t) {
+        *lock(&self.app) = Some(app);
+    }
+}
+
+impl ParkedSignalThread {
+    /// Starts taking signals and forwarding them to `app`.
+    pub fn release(self, app: libc::pid_t) -> SignalThread {
+        self.thread.forward_to(app);
+        // The thread waits on this channel until vinit exits.
+        let _ = self.go.send(());
+        self.thread
+    }
+}
+
+/// The thread: take a signal; forward it with the pid locked (so the loop
+/// cannot reap the app in between), or for SIGCHLD tell the loop.
+fn forward_until_exit(
+    forwarding: &Forwarding,
+    app: &Mutex<Option<libc::pid_t>>,
+    stop_seen: &AtomicBool,
+    mut reports: File,
+) {
+    loop {
+        let signal = match sys::wait_for_signal(None) {
+            Ok(Some(signal)) => signal,
+            Ok(None) => continue,
+            Err(err) => {
+                tracing::warn!("reading signals failed: {err}; retrying");
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            }
+        };
+        if signal == libc::SIGCHLD {
+            if reports.write_all(&signal.to_ne_bytes()).is_err() {
+                return; // the loop is gone: vinit is exiting
+            }
+            continue;
+        }
+        match *lock(app) {
+            Some(pid) => forwarding.forward(pid, signal),
+            None => tracing::debug!("ignored {}: no app is running", signals::name(signal)),
+        }
+        if signals::STOP_SIGNALS.contains(&signal) {
+            stop_seen.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+fn lock(app: &Mutex<Option<libc::pid_t>>) -> MutexGuard<'_, Option<libc::pid_t>> {
+    // The critical sections only read or write the pid: poisoning cannot
+    // leave it half-written.
+    app.lock().unwrap_or_else(PoisonError::into_inner)
+}
