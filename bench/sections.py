@@ -94,7 +94,7 @@ def signal_latencies(argv, count):
 
 def signals(results, args, work):
     """Added latency of kill(init) -> the child's handler; reaping 2,000 orphans at once."""
-    rounds, per_run = (3, 30) if args.quick else (10, 50)
+    rounds, per_run = (3, 30) if args.quick else (30, 50)
     # vinit without Vault and --redact blocks in sigtimedwait; with either it forwards from
     # its event loop (epoll + tokio task): measured too, --redact standing for that loop.
     prefixes = {**INITS, "vinit, event loop (--redact)": [VINIT, "--redact", "--"]}

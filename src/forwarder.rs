@@ -25,7 +25,7 @@ use std::fs::File;
 use std::io::{self, Read, Write};
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{mpsc, Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use tokio::io::unix::AsyncFd;
@@ -47,9 +47,10 @@ pub struct SignalThread {
     stop_seen: Arc<AtomicBool>,
 }
 
-/// A signal thread created and waiting for [`ParkedSignalThread::release`].
+/// A signal thread created and parked until [`ParkedSignalThread::release`]
+/// gives it the app's pid.
 pub struct ParkedSignalThread {
-    go: mpsc::Sender<()>,
+    parked: std::thread::Thread,
     thread: SignalThread,
 }
 
@@ -60,20 +61,19 @@ impl SignalThread {
         let app: SharedApp = Arc::new(Mutex::new(None));
         let stop_seen = Arc::new(AtomicBool::new(false));
         let (for_thread, stop_for_thread) = (Arc::clone(&app), Arc::clone(&stop_seen));
-        let (go, released) = mpsc::channel();
-        std::thread::Builder::new()
+        let spawned = std::thread::Builder::new()
             .name("vinit-signals".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                // Dropped unreleased: the app never started.
-                if released.recv().is_ok() {
-                    sys::limit_new_thread();
-                    let reports = File::from(write_end);
-                    forward_until_exit(&forwarding, &for_thread, &stop_for_thread, reports);
+                // Never released when the app does not start: vinit exits.
+                while lock(&for_thread).is_none() {
+                    std::thread::park();
                 }
+                sys::limit_new_thread();
+                forward_until_exit(&forwarding, &for_thread, &stop_for_thread, File::from(write_end));
             })?;
         Ok(ParkedSignalThread {
-            go,
+            parked: spawned.thread().clone(),
             thread: SignalThread {
                 reports: sys::watch_pipe(File::from(read_end))?,
                 app,
@@ -130,8 +130,7 @@ impl ParkedSignalThread {
     /// Starts taking signals and forwarding them to `app`.
     pub fn release(self, app: libc::pid_t) -> SignalThread {
         self.thread.forward_to(app);
-        // The thread waits on this channel until vinit exits.
-        let _ = self.go.send(());
+        self.parked.unpark();
         self.thread
     }
 }
