@@ -607,12 +607,26 @@ impl Vault {
         loop {
             // Checked again after a wait: another request may have been
             // asked for a longer pause meanwhile.
+            let mut scout = None;
             loop {
-                match before_sending(Instant::now(), self.hold_off.until(), deadline) {
+                match self.hold_off.before_sending(Instant::now(), deadline) {
                     BeforeSending::Now => break,
+                    BeforeSending::Scout => {
+                        tracing::debug!("{what}: the pause is over; trying alone first");
+                        scout = Some(Scout(&self.hold_off));
+                        break;
+                    }
                     BeforeSending::WaitUntil(until) => {
                         tracing::debug!("{what}: Vault asked for a pause; waiting with it");
                         tokio::time::sleep_until(until).await;
+                    }
+                    BeforeSending::WaitForScout if Instant::now() >= deadline => {
+                        return Err(Failure::Unreachable(
+                            "no answer before the start-up deadline".into(),
+                        ))
+                    }
+                    BeforeSending::WaitForScout => {
+                        tokio::time::sleep_until((Instant::now() + SCOUT_POLL).min(deadline)).await;
                     }
                     BeforeSending::PastDeadline => return Err(Failure::Unreachable(
                         "Vault asked for a pause (429 or Retry-After) that ends after the start-up deadline"
@@ -630,9 +644,15 @@ impl Vault {
                 }
             };
             let failure = match result {
-                Ok(value) => return Ok(value),
+                Ok(value) => {
+                    Scout::answered(scout, false);
+                    return Ok(value);
+                }
                 Err(failure) if failure.is_transient() => failure,
-                Err(failure) => return Err(failure),
+                Err(failure) => {
+                    Scout::answered(scout, false);
+                    return Err(failure);
+                }
             };
             let ceiling =
                 Duration::from_millis(50u64.saturating_mul(1 << tries.min(10))).min(Duration::from_secs(2));
@@ -645,12 +665,14 @@ impl Vault {
                     if failure.asks_for_a_pause() {
                         self.hold_off.extend(deadline);
                     }
+                    Scout::answered(scout, failure.asks_for_a_pause());
                     return Err(failure);
                 }
             };
             if failure.asks_for_a_pause() {
                 self.hold_off.extend(until);
             }
+            Scout::answered(scout, failure.asks_for_a_pause());
             tracing::debug!(
                 "{what}: {}; retrying in {}ms",
                 failure.describe(),
@@ -662,20 +684,70 @@ impl Vault {
     }
 }
 
-/// One "not before" instant shared by the clones of a [`Vault`]: the end
-/// of the latest pause Vault asked any of its requests for.
+/// How often a request waiting for the scout looks again.
+const SCOUT_POLL: Duration = Duration::from_millis(25);
+
+/// The pause state shared by the clones of a [`Vault`].
 #[derive(Clone, Default)]
-struct HoldOff(Arc<Mutex<Option<Instant>>>);
+struct HoldOff(Arc<Mutex<PauseState>>);
+
+/// When Vault asks for a pause (a 429 or `Retry-After`), every request
+/// waits until it ends; then one request goes alone (the scout) and the
+/// others wait for its answer: if it is asked to pause again, so are they,
+/// and they are not all refused together (bench/results/FINDINGS.md, 3.4).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct PauseState {
+    /// The end of the latest pause Vault asked any request for.
+    until: Option<Instant>,
+    /// A pause was asked for, and no request has been answered without one since.
+    paused: bool,
+    /// The scout is out and has not been answered.
+    scout_out: bool,
+}
 
 impl HoldOff {
+    fn lock(&self) -> std::sync::MutexGuard<'_, PauseState> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    #[cfg(test)]
     fn until(&self) -> Option<Instant> {
-        *self.0.lock().unwrap_or_else(PoisonError::into_inner)
+        self.lock().until
+    }
+
+    fn before_sending(&self, now: Instant, deadline: Instant) -> BeforeSending {
+        before_sending(now, &mut self.lock(), deadline)
     }
 
     /// Moves the end to `until` unless it is later already.
     fn extend(&self, until: Instant) {
-        let mut end = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        *end = Some(later(*end, until));
+        let mut state = self.lock();
+        state.until = Some(later(state.until, until));
+        state.paused = true;
+    }
+}
+
+/// The request that goes alone after a pause. Dropped unanswered (its
+/// start-up was abandoned), it lets another request be the scout.
+struct Scout<'a>(&'a HoldOff);
+
+impl Scout<'_> {
+    /// Vault answered the scout (if this request was one): asked for
+    /// another pause, or not, which releases the waiting requests.
+    fn answered(scout: Option<Scout<'_>>, asked_for_a_pause: bool) {
+        if let Some(scout) = scout {
+            let mut state = scout.0.lock();
+            state.scout_out = false;
+            state.paused &= asked_for_a_pause;
+            drop(state);
+            std::mem::forget(scout);
+        }
+    }
+}
+
+impl Drop for Scout<'_> {
+    fn drop(&mut self) {
+        self.0.lock().scout_out = false;
     }
 }
 
@@ -684,20 +756,32 @@ fn later(current: Option<Instant>, new: Instant) -> Instant {
     current.map_or(new, |current| current.max(new))
 }
 
-/// What a request does before it is sent, given its Vault's hold-off.
+/// What a request does before it is sent, given its Vault's pause state.
 #[derive(Debug, PartialEq, Eq)]
 enum BeforeSending {
     Now,
+    /// Send, alone: the first request after a pause.
+    Scout,
     WaitUntil(Instant),
+    /// The scout is out: wait for its answer.
+    WaitForScout,
     /// The hold-off ends at or after the deadline: waiting is pointless.
     PastDeadline,
 }
 
-fn before_sending(now: Instant, hold_off: Option<Instant>, deadline: Instant) -> BeforeSending {
-    match hold_off {
-        Some(until) if until > now && until >= deadline => BeforeSending::PastDeadline,
-        Some(until) if until > now => BeforeSending::WaitUntil(until),
-        _ => BeforeSending::Now,
+fn before_sending(now: Instant, state: &mut PauseState, deadline: Instant) -> BeforeSending {
+    match state.until {
+        Some(until) if until > now && until >= deadline => return BeforeSending::PastDeadline,
+        Some(until) if until > now => return BeforeSending::WaitUntil(until),
+        _ => {}
+    }
+    if !state.paused {
+        BeforeSending::Now
+    } else if state.scout_out {
+        BeforeSending::WaitForScout
+    } else {
+        state.scout_out = true;
+        BeforeSending::Scout
     }
 }
 
@@ -874,19 +958,24 @@ mod tests {
         assert_eq!(later(Some(soon), later_on), later_on);
         assert_eq!(later(Some(later_on), soon), later_on);
 
-        assert_eq!(before_sending(now, None, deadline), BeforeSending::Now);
-        assert_eq!(before_sending(later_on, Some(soon), deadline), BeforeSending::Now);
+        let paused_until = |until| PauseState {
+            until: Some(until),
+            paused: true,
+            scout_out: false,
+        };
+        let mut calm = PauseState::default();
+        assert_eq!(before_sending(now, &mut calm, deadline), BeforeSending::Now);
         assert_eq!(
-            before_sending(now, Some(soon), deadline),
+            before_sending(now, &mut paused_until(soon), deadline),
             BeforeSending::WaitUntil(soon)
         );
         assert_eq!(
-            before_sending(now, Some(deadline), deadline),
+            before_sending(now, &mut paused_until(deadline), deadline),
             BeforeSending::PastDeadline
         );
         let after = deadline + Duration::from_millis(1);
         assert_eq!(
-            before_sending(now, Some(after), deadline),
+            before_sending(now, &mut paused_until(after), deadline),
             BeforeSending::PastDeadline
         );
 
@@ -899,6 +988,82 @@ mod tests {
             Some(later_on),
             "a shorter pause does not shorten a longer one"
         );
+    }
+
+    #[test]
+    fn after_a_pause_one_request_goes_alone_until_vault_answers_it() {
+        let now = Instant::now();
+        let deadline = now + Duration::from_secs(5);
+        let shared = HoldOff::default();
+        shared.extend(now + Duration::from_secs(1));
+        let after_pause = now + Duration::from_secs(2);
+        assert_eq!(shared.before_sending(after_pause, deadline), BeforeSending::Scout);
+        assert_eq!(
+            shared.before_sending(after_pause, deadline),
+            BeforeSending::WaitForScout
+        );
+        // Asked to pause again: everyone waits, then a new scout goes.
+        let again = now + Duration::from_secs(3);
+        shared.extend(again);
+        Scout::answered(Some(Scout(&shared)), true);
+        assert_eq!(
+            shared.before_sending(after_pause, deadline),
+            BeforeSending::WaitUntil(again)
+        );
+        let after_again = again + Duration::from_millis(1);
+        assert_eq!(shared.before_sending(after_again, deadline), BeforeSending::Scout);
+        // Answered without a pause: everyone goes.
+        Scout::answered(Some(Scout(&shared)), false);
+        assert_eq!(shared.before_sending(after_again, deadline), BeforeSending::Now);
+        assert_eq!(shared.before_sending(after_again, deadline), BeforeSending::Now);
+        // A scout dropped unanswered (its start-up abandoned) lets another go.
+        shared.extend(after_again);
+        let later_still = after_again + Duration::from_millis(1);
+        assert_eq!(shared.before_sending(later_still, deadline), BeforeSending::Scout);
+        drop(Scout(&shared));
+        assert_eq!(shared.before_sending(later_still, deadline), BeforeSending::Scout);
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn after_a_429_the_others_wait_for_the_first_answer() {
+        let vault = Vault::new(&settings("http://127.0.0.1:8200")).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let started = Instant::now();
+        vault.hold_off.extend(started + Duration::from_millis(100));
+        // Three requests after the pause: each answer takes 150 ms; the
+        // first answer is another 429 with a 100 ms pause.
+        let answers = std::cell::Cell::new(0);
+        let request = || {
+            vault.with_retries(deadline, "scouted", || {
+                let n = answers.get();
+                answers.set(n + 1);
+                let sent = Instant::now();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(150)).await;
+                    if n == 0 {
+                        Err(Failure::status(429, Some(0)))
+                    } else {
+                        Ok(sent)
+                    }
+                }
+            })
+        };
+        let (a, b, c) = tokio::join!(request(), request(), request());
+        let mut sent: Vec<Instant> = [a, b, c].into_iter().map(|r| r.unwrap()).collect();
+        sent.sort();
+        // The scout's 429 came at 250 ms at the earliest: nothing else went
+        // before it, and a second scout went alone before the others.
+        assert!(
+            sent[0] >= started + Duration::from_millis(250),
+            "{:?}",
+            sent[0] - started
+        );
+        assert!(
+            sent[1] >= sent[0] + Duration::from_millis(150),
+            "{:?}",
+            sent[1] - sent[0]
+        );
+        assert_eq!(answers.get(), 4, "one 429, then three answers");
     }
 
     #[tokio::test(flavor = "current_thread")]
