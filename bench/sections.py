@@ -73,10 +73,10 @@ def plain(results, args, work):
 
 
 # ---------------------------------------------------------------- signals and reaping
-def signal_latencies(argv, count):
+def signal_latencies(argv, count, env=None):
     """Starts argv (ending in the probe's sigstamp step), sends SIGUSR1 `count` times to the
     process it started, and returns the microseconds from each kill() to the probe's wake-up."""
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, env=env)
     try:
         if proc.stdout.readline().strip() != "ready":
             raise SystemExit(f"{argv}: probe did not start")
@@ -95,15 +95,23 @@ def signal_latencies(argv, count):
 def signals(results, args, work):
     """Added latency of kill(init) -> the child's handler; reaping 2,000 orphans at once."""
     rounds, per_run = (3, 30) if args.quick else (30, 50)
-    # vinit without Vault and --redact blocks in sigtimedwait; with either it forwards from
-    # its event loop (epoll + tokio task): measured too, --redact standing for that loop.
-    prefixes = {**INITS, "vinit, event loop (--redact)": [VINIT, "--redact", "--"]}
+    # vinit without Vault and --redact blocks in sigtimedwait; with either it runs an event loop
+    # and a signal thread forwards: measured with one secret (OpenBao) and with --redact.
+    data, refs = secret_layout(1, 1)
+    bao = OpenBao(os.path.join(work, "openbao-signals"), data)
+    with_secret = bao.vinit_env(refs)
+    prefixes = {tool: (argv, None) for tool, argv in INITS.items()}
+    prefixes["vinit, app with a secret (event loop)"] = ([VINIT, "--"], with_secret)
+    prefixes["vinit, --redact (event loop, output pump)"] = ([VINIT, "--redact", "--"], None)
     tools = ["signalled directly", *prefixes]
     samples = {tool: [] for tool in tools}
-    for round_number in range(rounds):
-        for tool in rotated(tools, round_number):
-            prefix = prefixes.get(tool, [])
-            samples[tool] += signal_latencies([*prefix, PROBE, f"sigstamp={per_run}"], per_run)
+    try:
+        for round_number in range(rounds):
+            for tool in rotated(tools, round_number):
+                prefix, env = prefixes.get(tool, ([], None))
+                samples[tool] += signal_latencies([*prefix, PROBE, f"sigstamp={per_run}"], per_run, env)
+    finally:
+        bao.stop()
     add_with_baseline(results, "signals", "SIGUSR1: kill() to the child's sigwaitinfo()", "signalled directly",
                       samples, "us")
 
