@@ -3,7 +3,7 @@
 //! it arrives, as tini's loop does. A forwarded signal no longer waits for
 //! an epoll round and a task wake-up on a loop that may be busy with Vault
 //! (bench/results/FINDINGS.md, round 3). The loop hears only of SIGCHLD
-//! (through a pipe: time to reap) and, as a flag, of stop signals (a restart
+//! (through an eventfd: time to reap) and, as a flag, of stop signals (a restart
 //! under way is cancelled); a forwarded signal wakes nothing else, so the
 //! app's wake-up does not compete with vinit's for a CPU.
 //!
@@ -23,7 +23,6 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -40,8 +39,8 @@ type SharedApp = Arc<Mutex<Option<libc::pid_t>>>;
 
 /// The loop's side: what the thread reports, and the app it forwards to.
 pub struct SignalThread {
-    /// One 4-byte SIGCHLD per ended child (or several at once).
-    reports: AsyncFd<File>,
+    /// Counts the SIGCHLDs the thread took since the loop last read it.
+    children_ended: AsyncFd<File>,
     app: SharedApp,
     /// A stop signal came since [`SignalThread::take_stop_signal`].
     stop_seen: Arc<AtomicBool>,
@@ -57,7 +56,8 @@ pub struct ParkedSignalThread {
 impl SignalThread {
     /// Creates the thread, waiting. Must be called inside the tokio runtime.
     pub fn prepare(forwarding: Forwarding) -> io::Result<ParkedSignalThread> {
-        let (read_end, write_end): (OwnedFd, OwnedFd) = sys::output_pipe()?;
+        let counter = File::from(sys::event_counter()?);
+        let counted_by_thread = counter.try_clone()?;
         let app: SharedApp = Arc::new(Mutex::new(None));
         let stop_seen = Arc::new(AtomicBool::new(false));
         let (for_thread, stop_for_thread) = (Arc::clone(&app), Arc::clone(&stop_seen));
@@ -70,12 +70,12 @@ impl SignalThread {
                     std::thread::park();
                 }
                 sys::limit_new_thread();
-                forward_until_exit(&forwarding, &for_thread, &stop_for_thread, File::from(write_end));
+                forward_until_exit(&forwarding, &for_thread, &stop_for_thread, counted_by_thread);
             })?;
         Ok(ParkedSignalThread {
             parked: spawned.thread().clone(),
             thread: SignalThread {
-                reports: sys::watch_pipe(File::from(read_end))?,
+                children_ended: sys::watch_pipe(counter)?,
                 app,
                 stop_seen,
             },
@@ -85,20 +85,10 @@ impl SignalThread {
     /// Waits until a child has ended (the thread took a SIGCHLD).
     pub async fn child_ended(&mut self) -> io::Result<()> {
         loop {
-            let mut guard = self.reports.readable_mut().await?;
-            let mut bytes = [0u8; 4];
-            // Every report is one 4-byte write (atomic on a pipe), so a read
-            // of 4 bytes returns a whole one.
-            match guard.try_io(|pipe| pipe.get_mut().read(&mut bytes)) {
-                Ok(Ok(4)) => return Ok(()),
-                Ok(Ok(0)) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the signal thread ended",
-                    ))
-                }
-                Ok(Ok(_)) => return Err(io::Error::new(io::ErrorKind::InvalidData, "a partial report")),
-                Ok(Err(err)) => return Err(err),
+            let mut guard = self.children_ended.readable_mut().await?;
+            let mut count = [0u8; 8];
+            match guard.try_io(|counter| counter.get_mut().read(&mut count)) {
+                Ok(result) => return result.map(drop),
                 Err(_would_block) => continue,
             }
         }
@@ -141,7 +131,7 @@ fn forward_until_exit(
     forwarding: &Forwarding,
     app: &Mutex<Option<libc::pid_t>>,
     stop_seen: &AtomicBool,
-    mut reports: File,
+    mut children_ended: File,
 ) {
     loop {
         let signal = match sys::wait_for_signal(None) {
@@ -154,9 +144,9 @@ fn forward_until_exit(
             }
         };
         if signal == libc::SIGCHLD {
-            if reports.write_all(&signal.to_ne_bytes()).is_err() {
-                return; // the loop is gone: vinit is exiting
-            }
+            // Only fails when the counter is at its maximum: the loop has
+            // a wake-up pending then anyway.
+            let _ = children_ended.write(&1u64.to_ne_bytes());
             continue;
         }
         match *lock(app) {

@@ -681,7 +681,21 @@ pub fn output_pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read_end, above_stdio(write_end)?))
 }
 
-/// Registers the non-blocking read end of an [`output_pipe`] with tokio's
+/// A non-blocking eventfd: a counter one thread adds to and another reads
+/// (and so resets), one descriptor and one system call. The signal thread
+/// wakes the event loop with it.
+pub fn event_counter() -> io::Result<OwnedFd> {
+    // SAFETY: eventfd takes plain integers and returns a new descriptor or -1.
+    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor that nothing else owns.
+    above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Registers the non-blocking read end of an [`output_pipe`] (or an
+/// [`event_counter`]) with tokio's
 /// reactor (readable interest only).
 pub fn watch_pipe(read_end: std::fs::File) -> io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
     // SAFETY: a `File` owns its descriptor and returns that same descriptor
