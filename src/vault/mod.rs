@@ -736,12 +736,8 @@ impl Scout<'_> {
     /// another pause, or not, which releases the waiting requests.
     fn answered(scout: Option<Scout<'_>>, asked_for_a_pause: bool) {
         if let Some(scout) = scout {
-            let mut state = scout.0.lock();
-            state.scout_out = false;
-            state.paused &= asked_for_a_pause;
-            drop(state);
-            std::mem::forget(scout);
-        }
+            scout.0.lock().paused &= asked_for_a_pause;
+        } // dropped: the scout is back
     }
 }
 
