@@ -66,15 +66,9 @@ impl FaultServer {
 
     fn start_on(listener: TcpListener, script: Vec<Reply>) -> FaultServer {
         let addr = format!("http://{}", listener.local_addr().unwrap());
-        let served = Arc::new(AtomicUsize::new(0));
-        let counter = served.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let n = counter.fetch_add(1, Ordering::SeqCst);
-                let reply = script[n.min(script.len() - 1)].clone();
-                std::thread::spawn(move || answer(stream, reply));
-            }
+        let served = super::accept_counted(listener, move |stream, n| {
+            let reply = script[n.min(script.len() - 1)].clone();
+            std::thread::spawn(move || answer(stream, reply));
         });
         FaultServer { addr, served }
     }

@@ -589,3 +589,21 @@ pub fn baseline_report(blocked: &'static [i32], ignored: &'static [i32]) -> Repo
     assert!(status.success());
     Report::read(&path)
 }
+
+/// Accepts connections on `listener` on a thread of its own and hands each
+/// to `serve` with its number (0, 1, ...); returns the count accepted so far.
+pub fn accept_counted(
+    listener: std::net::TcpListener,
+    mut serve: impl FnMut(std::net::TcpStream, usize) + Send + 'static,
+) -> std::sync::Arc<std::sync::atomic::AtomicUsize> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            serve(stream, counter.fetch_add(1, Ordering::SeqCst));
+        }
+    });
+    accepted
+}

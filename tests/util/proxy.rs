@@ -23,22 +23,15 @@ impl CountingProxy {
         let upstream = authority.trim_end_matches('/').to_string();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = format!("{scheme}://{}", listener.local_addr().unwrap());
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        std::thread::spawn(move || {
-            for client in listener.incoming() {
-                let Ok(client) = client else { continue };
-                counter.fetch_add(1, Ordering::SeqCst);
-                let Ok(server) = TcpStream::connect(&upstream) else {
-                    continue;
-                };
-                let (client2, server2) = match (client.try_clone(), server.try_clone()) {
-                    (Ok(c), Ok(s)) => (c, s),
-                    _ => continue,
-                };
-                std::thread::spawn(move || pipe(client, server));
-                std::thread::spawn(move || pipe(server2, client2));
-            }
+        let accepted = super::accept_counted(listener, move |client, _| {
+            let Ok(server) = TcpStream::connect(&upstream) else {
+                return;
+            };
+            let (Ok(client2), Ok(server2)) = (client.try_clone(), server.try_clone()) else {
+                return;
+            };
+            std::thread::spawn(move || pipe(client, server));
+            std::thread::spawn(move || pipe(server2, client2));
         });
         CountingProxy { addr, accepted }
     }
