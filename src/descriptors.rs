@@ -52,10 +52,19 @@ mod tests {
 
     #[test]
     fn finds_an_open_descriptor_and_not_a_closed_one() {
+        // Other tests run on other threads and open files too: once this
+        // descriptor is closed, its number could be handed to one of them
+        // before the second capture. A copy placed high up, far above the
+        // lowest free numbers the kernel hands out, keeps the check honest.
         let file = std::fs::File::open("/proc/self/status").unwrap();
-        let fd = std::os::fd::AsRawFd::as_raw_fd(&file);
-        assert!(Inherited::capture().0.contains(&fd));
+        let high = nix::fcntl::fcntl(
+            std::os::fd::AsRawFd::as_raw_fd(&file),
+            nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(900),
+        )
+        .unwrap();
         drop(file);
-        assert!(!Inherited::capture().0.contains(&fd));
+        assert!(Inherited::capture().0.contains(&high));
+        nix::unistd::close(high).unwrap();
+        assert!(!Inherited::capture().0.contains(&high));
     }
 }
