@@ -11,7 +11,9 @@
 //! and clears it when the app has been reaped, so the thread never signals a
 //! pid the kernel may already have given to another process. While it is
 //! clear (the app has ended; a restart between two apps) signals are only
-//! reported, not forwarded.
+//! reported, not forwarded; a stop signal that finds no app is kept and
+//! handed to the next one, so a restart never starts an app that missed the
+//! orchestrator's SIGTERM.
 //!
 //! The thread is created before the app is spawned, so that failing to
 //! create it is a start-up error and not an app left without forwarding;
@@ -34,8 +36,34 @@ use crate::signals;
 use crate::supervise::Forwarding;
 use crate::sys;
 
-/// The app signals go to; `None` once it has been reaped.
-type SharedApp = Arc<Mutex<Option<libc::pid_t>>>;
+/// The app signals go to, shared by the thread and the loop.
+type SharedApp = Arc<Mutex<Target>>;
+
+/// Where the thread forwards, and what it could not.
+#[derive(Default)]
+struct Target {
+    /// `None` once the app has been reaped, until a restart's new app.
+    app: Option<libc::pid_t>,
+    /// The last stop signal that came while there was no app.
+    missed_stop: Option<signals::SignalNumber>,
+}
+
+impl Target {
+    /// Where `signal` goes: the app, or nowhere while there is none (a stop
+    /// signal is then kept for [`Target::next_app`]).
+    fn route(&mut self, signal: signals::SignalNumber) -> Option<libc::pid_t> {
+        if self.app.is_none() && signals::STOP_SIGNALS.contains(&signal) {
+            self.missed_stop = Some(signal);
+        }
+        self.app
+    }
+
+    /// Forwards to `app` from now on; returns the stop signal it missed.
+    fn next_app(&mut self, app: libc::pid_t) -> Option<signals::SignalNumber> {
+        self.app = Some(app);
+        self.missed_stop.take()
+    }
+}
 
 /// The loop's side: what the thread reports, and the app it forwards to.
 pub struct SignalThread {
@@ -58,7 +86,7 @@ impl SignalThread {
     pub fn prepare(forwarding: Forwarding) -> io::Result<ParkedSignalThread> {
         let counter = File::from(sys::event_counter()?);
         let counted_by_thread = counter.try_clone()?;
-        let app: SharedApp = Arc::new(Mutex::new(None));
+        let app: SharedApp = Arc::default();
         let stop_seen = Arc::new(AtomicBool::new(false));
         let (for_thread, stop_for_thread) = (Arc::clone(&app), Arc::clone(&stop_seen));
         let spawned = std::thread::Builder::new()
@@ -66,7 +94,7 @@ impl SignalThread {
             .stack_size(64 * 1024)
             .spawn(move || {
                 // Never released when the app does not start: vinit exits.
-                while lock(&for_thread).is_none() {
+                while lock(&for_thread).app.is_none() {
                     std::thread::park();
                 }
                 sys::limit_new_thread();
@@ -102,24 +130,27 @@ impl SignalThread {
     /// Reaps with forwarding paused, and stops forwarding once the app has
     /// been reaped (its pid is free for reuse from then on).
     pub fn reap(&self, reaper: &mut Reaper) -> Children {
-        let mut app = lock(&self.app);
+        let mut target = lock(&self.app);
         let children = reaper.reap();
         if reaper.main_exit().is_some() {
-            *app = None;
+            target.app = None;
         }
         children
     }
 
-    /// Forwards to a new app from now on (a restart).
-    pub fn forward_to(&self, app: libc::pid_t) {
-        *lock(&self.app) = Some(app);
+    /// Forwards to a new app from now on (a restart). Returns the stop
+    /// signal that came while there was no app to forward it to, if any:
+    /// the caller owes it to the new app.
+    pub fn forward_to(&self, app: libc::pid_t) -> Option<signals::SignalNumber> {
+        lock(&self.app).next_app(app)
     }
 }
 
 impl ParkedSignalThread {
     /// Starts taking signals and forwarding them to `app`.
     pub fn release(self, app: libc::pid_t) -> SignalThread {
-        self.thread.forward_to(app);
+        // Parked, the thread has read no signal: none was missed.
+        let _ = self.thread.forward_to(app);
         self.parked.unpark();
         self.thread
     }
@@ -129,7 +160,7 @@ impl ParkedSignalThread {
 /// cannot reap the app in between), or for SIGCHLD tell the loop.
 fn forward_until_exit(
     forwarding: &Forwarding,
-    app: &Mutex<Option<libc::pid_t>>,
+    app: &Mutex<Target>,
     stop_seen: &AtomicBool,
     mut children_ended: File,
 ) {
@@ -149,9 +180,12 @@ fn forward_until_exit(
             let _ = children_ended.write(&1u64.to_ne_bytes());
             continue;
         }
-        match *lock(app) {
-            Some(pid) => forwarding.forward(pid, signal),
-            None => tracing::debug!("ignored {}: no app is running", signals::name(signal)),
+        {
+            let mut target = lock(app);
+            match target.route(signal) {
+                Some(pid) => forwarding.forward(pid, signal),
+                None => tracing::debug!("{} found no app running", signals::name(signal)),
+            }
         }
         if signals::STOP_SIGNALS.contains(&signal) {
             stop_seen.store(true, Ordering::SeqCst);
@@ -159,8 +193,31 @@ fn forward_until_exit(
     }
 }
 
-fn lock(app: &Mutex<Option<libc::pid_t>>) -> MutexGuard<'_, Option<libc::pid_t>> {
+fn lock(app: &Mutex<Target>) -> MutexGuard<'_, Target> {
     // The critical sections only read or write the pid: poisoning cannot
     // leave it half-written.
     app.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stop_signal_with_no_app_goes_to_the_next_one_once() {
+        let mut target = Target::default();
+        assert_eq!(target.route(libc::SIGUSR1), None);
+        assert_eq!(target.route(libc::SIGTERM), None);
+        assert_eq!(target.next_app(42), Some(libc::SIGTERM));
+        assert_eq!(target.route(libc::SIGINT), Some(42));
+        target.app = None;
+        assert_eq!(target.next_app(43), None, "SIGINT went to 42");
+    }
+
+    #[test]
+    fn other_signals_with_no_app_are_not_kept() {
+        let mut target = Target::default();
+        assert_eq!(target.route(libc::SIGUSR2), None);
+        assert_eq!(target.next_app(7), None);
+    }
 }

@@ -103,11 +103,21 @@ pub struct Supervision<'a> {
 }
 
 /// A restart under way: the old child has been asked to stop. A stop
-/// signal meanwhile ([`SignalThread::take_stop_signal`]) cancels the new start.
+/// signal meanwhile ([`SignalThread::take_stop_signal`]) cancels the new
+/// start, up to the moment it is spawned; one that comes later still (it
+/// found no app to go to) is sent to the new app.
 struct Restart {
+    /// The new app's environment, secrets included: scrubbed on drop,
+    /// whether the new app started or the restart was cancelled.
     env: Vec<(OsString, OsString)>,
     /// When the old child gets SIGKILL (cleared once sent).
     kill_at: Option<Instant>,
+}
+
+impl Drop for Restart {
+    fn drop(&mut self) {
+        crate::secret::scrub_env(std::mem::take(&mut self.env));
+    }
 }
 
 /// Supervises the running app until it exits; returns its exit code (128+N
@@ -170,14 +180,20 @@ pub async fn supervise(
             break code;
         }
         end_leftovers(signals, &mut reaper, app, grace).await;
+        if signals.take_stop_signal() {
+            tracing::debug!("a stop signal came while the old app's leftovers ended: no restart");
+            break code;
+        }
         let started = respawn(&pending.env);
-        crate::secret::scrub_env(pending.env);
+        drop(pending);
         match started {
             Ok(pid) => {
                 tracing::debug!("the app restarted as pid {pid}");
                 app = pid;
                 reaper = Reaper::new(pid);
-                signals.forward_to(pid);
+                if let Some(missed) = signals.forward_to(pid) {
+                    forwarding.forward(pid, missed);
+                }
             }
             Err(err) => {
                 tracing::error!("the app could not start again: {err}");

@@ -266,6 +266,41 @@ fn a_kv_change_restarts_the_app_with_the_new_value_in_its_file_and_environment()
 }
 
 #[test]
+fn a_stop_signal_while_a_restart_ends_the_old_apps_leftovers_cancels_the_new_start() {
+    let bao = OpenBao::start();
+    bao.bao(&["kv", "put", "secret/app", "token=first"]);
+    let scratch = Scratch::new();
+    let (report, linger) = (scratch.path("report"), scratch.path("linger"));
+    let running = bao
+        .vinit()
+        .env("VINIT_ENV_ON_CHANGE", "restart")
+        .env("APP_TOKEN", "vault:secret/data/app#token")
+        .args(["--refresh", "1s", "--debounce", "200ms", "--grace", "2s"])
+        .probe([
+            format!("report={}", report.display()),
+            format!("linger={}:stubborn", linger.display()),
+            format!("record={}", scratch.path("record").display()),
+            "await=TERM".into(),
+        ])
+        .start();
+    util::wait_for_file(&report);
+    std::fs::remove_file(&report).unwrap();
+    bao.bao(&["kv", "put", "secret/app", "token=second"]);
+    // The old app has ended and vinit is asking its stubborn orphan to
+    // stop, which takes the whole grace: the orchestrator stops the
+    // container now.
+    util::wait_for_file(&scratch.path("linger.term"));
+    running.signal(libc::SIGTERM);
+    let finished = running.wait();
+    finished.expect_code(0);
+    assert!(
+        !report.exists(),
+        "the app started again after the stop signal: {}",
+        finished.stderr
+    );
+}
+
+#[test]
 fn without_restart_a_changed_variable_is_named_in_a_warning_and_the_file_changes() {
     let bao = OpenBao::start();
     bao.bao(&["kv", "put", "secret/app", "token=first-value"]);
