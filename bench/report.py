@@ -63,6 +63,39 @@ def markdown(rows, notes, machine, date, command, quick, out):
     plots = [p for p in ("startup.png", "fleet.png") if os.path.exists(os.path.join(out, p))]
     for plot in plots:
         lines += [f"![{plot}]({plot})", ""]
+    text = text_plot(rows)
+    if text:
+        lines += ["The start-up plot as text:", "", "```", text, "```", ""]
+    return "\n".join(lines)
+
+
+PID1_CASE = "INIT -- /bin/true, PID 1 (new PID namespace)"
+
+
+def startup_rows(rows):
+    """The rows the start-up plot shows: the plain init as PID 1, and every start with secrets."""
+    return [r for r in rows if (r["section"] == "secrets" and not r["case"].startswith("vinit's own"))
+            or (r["section"] == "plain" and r["case"] == PID1_CASE)]
+
+
+def text_plot(rows, width=40):
+    """startup.png as text (for a terminal, a closing note, a diff): one bar per tool and case,
+    log scale, each bar's length proportional to log(median / the smallest median)."""
+    import math
+    startup = [r for r in startup_rows(rows) if r["median"] and r["median"] > 0]
+    if not startup:
+        return ""
+    low = min(r["median"] for r in startup)
+    high = max(r["median"] for r in startup)
+    span = math.log10(high / low) or 1.0
+    label_width = max(len(r["tool"]) for r in startup)
+    lines = [f"time to the app's first step, ms, log scale ({low:.3g} to {high:,.0f})"]
+    for case in dict.fromkeys(r["case"] for r in startup):
+        lines += ["", case.replace(PID1_CASE, "plain init as PID 1") + ":"]
+        for r in (r for r in startup if r["case"] == case):
+            bar = "#" * (1 + round(width * math.log10(r["median"] / low) / span))
+            value = f"{r['median']:,.0f}" if r["median"] >= 100 else f"{r['median']:.3g}"
+            lines.append(f"  {r['tool']:<{label_width}} {bar} {value}")
     return "\n".join(lines)
 
 
@@ -71,8 +104,7 @@ def plots(rows, out, machine, date):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    startup = [r for r in rows if (r["section"] == "secrets" and not r["case"].startswith("vinit's own"))
-               or (r["section"] == "plain" and r["case"] == "INIT -- /bin/true, PID 1 (new PID namespace)")]
+    startup = startup_rows(rows)
     if startup:
         cases = list(dict.fromkeys(r["case"] for r in startup))
         fig, ax = plt.subplots(figsize=(11, 5.5))
@@ -80,7 +112,7 @@ def plots(rows, out, machine, date):
         palette = {"vinit": "#1f77b4"}
         for case in cases:
             for r in (r for r in startup if r["case"] == case):
-                short = case.replace("INIT -- /bin/true, PID 1 (new PID namespace)", "plain init as PID 1")
+                short = case.replace(PID1_CASE, "plain init as PID 1")
                 labels.append(f"{short}: {r['tool']}")
                 medians.append(r["median"])
                 lows.append(max(r["median"] - r["p25"], 0))
