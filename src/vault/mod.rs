@@ -648,31 +648,30 @@ impl Vault {
                     Scout::answered(scout, false);
                     return Ok(value);
                 }
-                Err(failure) if failure.is_transient() => failure,
-                Err(failure) => {
-                    Scout::answered(scout, false);
-                    return Err(failure);
-                }
+                Err(failure) => failure,
             };
-            let ceiling =
-                Duration::from_millis(50u64.saturating_mul(1 << tries.min(10))).min(Duration::from_secs(2));
-            let wait = backoff_wait(&failure, ceiling);
-            let until = match Instant::now().checked_add(wait) {
-                Some(until) if until < deadline => until,
-                _ => {
-                    // Past the deadline: no retry, and the instance's
-                    // other requests give up with this one.
-                    if failure.asks_for_a_pause() {
-                        self.hold_off.extend(deadline);
-                    }
-                    Scout::answered(scout, failure.asks_for_a_pause());
-                    return Err(failure);
-                }
+            // A retry when the failure is transient and its wait ends
+            // before the deadline.
+            let retry = if failure.is_transient() {
+                let ceiling = Duration::from_millis(50u64.saturating_mul(1 << tries.min(10)))
+                    .min(Duration::from_secs(2));
+                let wait = backoff_wait(&failure, ceiling);
+                Instant::now()
+                    .checked_add(wait)
+                    .filter(|until| *until < deadline)
+                    .map(|until| (until, wait))
+            } else {
+                None
             };
             if failure.asks_for_a_pause() {
-                self.hold_off.extend(until);
+                // With no retry (past the deadline), the instance's other
+                // requests give up with this one.
+                self.hold_off.extend(retry.map_or(deadline, |(until, _)| until));
             }
             Scout::answered(scout, failure.asks_for_a_pause());
+            let Some((until, wait)) = retry else {
+                return Err(failure);
+            };
             tracing::debug!(
                 "{what}: {}; retrying in {}ms",
                 failure.describe(),
