@@ -3,16 +3,18 @@
 //! it arrives, as tini's loop does. A forwarded signal no longer waits for
 //! an epoll round and a task wake-up on a loop that may be busy with Vault
 //! (bench/results/FINDINGS.md, round 3). The loop hears only of SIGCHLD
-//! (through an eventfd: time to reap) and, as a flag, of stop signals (a restart
-//! under way is cancelled); a forwarded signal wakes nothing else, so the
-//! app's wake-up does not compete with vinit's for a CPU.
+//! (through an eventfd: time to reap) and, as a record kept beside the pid,
+//! of stop signals (a restart under way is cancelled); a forwarded signal
+//! wakes nothing else, so the app's wake-up does not compete with vinit's
+//! for a CPU.
 //!
 //! The app's pid is shared behind a mutex. The loop holds it while it reaps
 //! and clears it when the app has been reaped, so the thread never signals a
 //! pid the kernel may already have given to another process. While it is
 //! clear (the app has ended; a restart between two apps) signals are only
-//! reported, not forwarded; a stop signal that finds no app is kept and
-//! handed to the next one, so a restart never starts an app that missed the
+//! recorded, not forwarded; a stop signal still on record when a restart's
+//! new app is named came after the last check and found no app: it goes to
+//! the new app, so a restart never starts an app that missed the
 //! orchestrator's SIGTERM.
 //!
 //! The thread is created before the app is spawned, so that failing to
@@ -25,7 +27,6 @@
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -39,29 +40,35 @@ use crate::sys;
 /// The app signals go to, shared by the thread and the loop.
 type SharedApp = Arc<Mutex<Target>>;
 
-/// Where the thread forwards, and what it could not.
+/// Where the thread forwards, and the stop signals it took.
 #[derive(Default)]
 struct Target {
     /// `None` once the app has been reaped, until a restart's new app.
     app: Option<libc::pid_t>,
-    /// The last stop signal that came while there was no app.
-    missed_stop: Option<signals::SignalNumber>,
+    /// The last stop signal since the loop last took it.
+    stop: Option<signals::SignalNumber>,
 }
 
 impl Target {
-    /// Where `signal` goes: the app, or nowhere while there is none (a stop
-    /// signal is then kept for [`Target::next_app`]).
+    /// Where `signal` goes: the app, or nowhere while there is none. A stop
+    /// signal is also recorded, for [`Target::take_stop`] or
+    /// [`Target::next_app`].
     fn route(&mut self, signal: signals::SignalNumber) -> Option<libc::pid_t> {
-        if self.app.is_none() && signals::STOP_SIGNALS.contains(&signal) {
-            self.missed_stop = Some(signal);
+        if signals::STOP_SIGNALS.contains(&signal) {
+            self.stop = Some(signal);
         }
         self.app
     }
 
-    /// Forwards to `app` from now on; returns the stop signal it missed.
+    fn take_stop(&mut self) -> bool {
+        self.stop.take().is_some()
+    }
+
+    /// Forwards to `app` from now on; returns a stop signal still on record,
+    /// which (the loop having taken the earlier ones) found no app.
     fn next_app(&mut self, app: libc::pid_t) -> Option<signals::SignalNumber> {
         self.app = Some(app);
-        self.missed_stop.take()
+        self.stop.take()
     }
 }
 
@@ -70,8 +77,6 @@ pub struct SignalThread {
     /// Counts the SIGCHLDs the thread took since the loop last read it.
     children_ended: AsyncFd<File>,
     app: SharedApp,
-    /// A stop signal came since [`SignalThread::take_stop_signal`].
-    stop_seen: Arc<AtomicBool>,
 }
 
 /// A signal thread created and parked until [`ParkedSignalThread::release`]
@@ -87,8 +92,7 @@ impl SignalThread {
         let counter = File::from(sys::event_counter()?);
         let counted_by_thread = counter.try_clone()?;
         let app: SharedApp = Arc::default();
-        let stop_seen = Arc::new(AtomicBool::new(false));
-        let (for_thread, stop_for_thread) = (Arc::clone(&app), Arc::clone(&stop_seen));
+        let for_thread = Arc::clone(&app);
         let spawned = std::thread::Builder::new()
             .name("vinit-signals".into())
             .stack_size(64 * 1024)
@@ -98,14 +102,13 @@ impl SignalThread {
                     std::thread::park();
                 }
                 sys::limit_new_thread();
-                forward_until_exit(&forwarding, &for_thread, &stop_for_thread, counted_by_thread);
+                forward_until_exit(&forwarding, &for_thread, counted_by_thread);
             })?;
         Ok(ParkedSignalThread {
             parked: spawned.thread().clone(),
             thread: SignalThread {
                 children_ended: sys::watch_pipe(counter)?,
                 app,
-                stop_seen,
             },
         })
     }
@@ -124,7 +127,7 @@ impl SignalThread {
 
     /// Whether a stop signal (TERM, INT, HUP, QUIT) came since the last call.
     pub fn take_stop_signal(&self) -> bool {
-        self.stop_seen.swap(false, Ordering::SeqCst)
+        lock(&self.app).take_stop()
     }
 
     /// Reaps with forwarding paused, and stops forwarding once the app has
@@ -139,8 +142,9 @@ impl SignalThread {
     }
 
     /// Forwards to a new app from now on (a restart). Returns the stop
-    /// signal that came while there was no app to forward it to, if any:
-    /// the caller owes it to the new app.
+    /// signal that came since [`SignalThread::take_stop_signal`] last
+    /// looked, while there was no app, if any: the caller owes it to the
+    /// new app.
     pub fn forward_to(&self, app: libc::pid_t) -> Option<signals::SignalNumber> {
         lock(&self.app).next_app(app)
     }
@@ -149,7 +153,7 @@ impl SignalThread {
 impl ParkedSignalThread {
     /// Starts taking signals and forwarding them to `app`.
     pub fn release(self, app: libc::pid_t) -> SignalThread {
-        // Parked, the thread has read no signal: none was missed.
+        // Parked, the thread has read no signal: none is on record.
         let _ = self.thread.forward_to(app);
         self.parked.unpark();
         self.thread
@@ -158,12 +162,7 @@ impl ParkedSignalThread {
 
 /// The thread: take a signal; forward it with the pid locked (so the loop
 /// cannot reap the app in between), or for SIGCHLD tell the loop.
-fn forward_until_exit(
-    forwarding: &Forwarding,
-    app: &Mutex<Target>,
-    stop_seen: &AtomicBool,
-    mut children_ended: File,
-) {
+fn forward_until_exit(forwarding: &Forwarding, app: &Mutex<Target>, mut children_ended: File) {
     loop {
         let signal = match sys::wait_for_signal(None) {
             Ok(Some(signal)) => signal,
@@ -180,22 +179,16 @@ fn forward_until_exit(
             let _ = children_ended.write(&1u64.to_ne_bytes());
             continue;
         }
-        {
-            let mut target = lock(app);
-            match target.route(signal) {
-                Some(pid) => forwarding.forward(pid, signal),
-                None => tracing::debug!("{} found no app running", signals::name(signal)),
-            }
-        }
-        if signals::STOP_SIGNALS.contains(&signal) {
-            stop_seen.store(true, Ordering::SeqCst);
+        match lock(app).route(signal) {
+            Some(pid) => forwarding.forward(pid, signal),
+            None => tracing::debug!("{} found no app running", signals::name(signal)),
         }
     }
 }
 
 fn lock(app: &Mutex<Target>) -> MutexGuard<'_, Target> {
-    // The critical sections only read or write the pid: poisoning cannot
-    // leave it half-written.
+    // The critical sections only read or write two plain fields: poisoning
+    // cannot leave them half-written.
     app.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
@@ -204,20 +197,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_stop_signal_with_no_app_goes_to_the_next_one_once() {
+    fn a_stop_signal_is_taken_once_by_the_loop_or_by_the_next_app() {
         let mut target = Target::default();
         assert_eq!(target.route(libc::SIGUSR1), None);
+        assert!(!target.take_stop(), "SIGUSR1 is no stop signal");
+        // With no app: the next app gets it.
         assert_eq!(target.route(libc::SIGTERM), None);
         assert_eq!(target.next_app(42), Some(libc::SIGTERM));
+        assert_eq!(target.next_app(42), None, "handed over once");
+        // With an app: forwarded, and on record for the loop.
         assert_eq!(target.route(libc::SIGINT), Some(42));
+        assert!(target.take_stop());
+        assert!(!target.take_stop());
         target.app = None;
-        assert_eq!(target.next_app(43), None, "SIGINT went to 42");
-    }
-
-    #[test]
-    fn other_signals_with_no_app_are_not_kept() {
-        let mut target = Target::default();
-        assert_eq!(target.route(libc::SIGUSR2), None);
-        assert_eq!(target.next_app(7), None);
+        assert_eq!(target.next_app(43), None, "SIGINT was taken");
     }
 }

@@ -175,13 +175,10 @@ pub async fn supervise(
             }
         }
         let Some(code) = reaper.main_exit() else { continue };
+        end_leftovers(signals, &mut reaper, app, grace).await;
         let Some(pending) = restart.take() else { break code };
         if signals.take_stop_signal() {
-            break code;
-        }
-        end_leftovers(signals, &mut reaper, app, grace).await;
-        if signals.take_stop_signal() {
-            tracing::debug!("a stop signal came while the old app's leftovers ended: no restart");
+            tracing::debug!("a stop signal came during the restart: the app is not started again");
             break code;
         }
         let started = respawn(&pending.env);
@@ -204,7 +201,6 @@ pub async fn supervise(
             }
         }
     };
-    end_leftovers(signals, &mut reaper, app, grace).await;
     if let Some(life) = life {
         life.revoke().await;
     }
