@@ -107,7 +107,7 @@ impl SignalThread {
         Ok(ParkedSignalThread {
             parked: spawned.thread().clone(),
             thread: SignalThread {
-                children_ended: sys::watch_pipe(counter)?,
+                children_ended: sys::watch_readable(counter)?,
                 app,
             },
         })

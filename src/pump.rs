@@ -151,7 +151,7 @@ impl OutputPipes {
 impl Stream {
     fn new(name: &'static str, own: io::Result<OwnedFd>) -> io::Result<Stream> {
         let (read_end, child_end) = crate::sys::output_pipe()?;
-        let reader = crate::sys::watch_pipe(File::from(read_end))?;
+        let reader = crate::sys::watch_readable(File::from(read_end))?;
         // vinit started with it closed: the app's output is discarded.
         let writer = own.ok().map(File::from);
         Ok(Stream {

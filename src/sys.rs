@@ -694,10 +694,10 @@ pub fn event_counter() -> io::Result<OwnedFd> {
     above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
-/// Registers the non-blocking read end of an [`output_pipe`] (or an
-/// [`event_counter`]) with tokio's
-/// reactor (readable interest only).
-pub fn watch_pipe(read_end: std::fs::File) -> io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
+/// Registers a non-blocking descriptor to read from (an [`output_pipe`]'s
+/// read end, an [`event_counter`]) with tokio's reactor (readable interest
+/// only).
+pub fn watch_readable(read_end: std::fs::File) -> io::Result<tokio::io::unix::AsyncFd<std::fs::File>> {
     // SAFETY: a `File` owns its descriptor and returns that same descriptor
     // from `as_raw_fd` until it is dropped; the `AsyncFd` takes ownership of
     // it, so the descriptor stays open and unchanged for the registration's
